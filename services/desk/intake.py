@@ -1,0 +1,82 @@
+"""Intake of ``warning-tasks`` from the broker into storage, in a background thread.
+
+At least once: offsets are committed only after the batch is stored, and storing is idempotent by
+task_id, so a redelivered task is one row. A record that breaks the contract is counted and
+skipped; it never stops the intake.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from kafka import KafkaConsumer
+from kafka.errors import KafkaError
+
+from services.desk.metrics import DeskMetrics
+from services.desk.storage import TaskStore
+from streams.contract import check, reason_class
+
+log = logging.getLogger(__name__)
+TOPIC = "warning-tasks"
+
+
+class TaskIntake(threading.Thread):
+    def __init__(self, bootstrap: str, store: TaskStore, metrics: DeskMetrics,
+                 group_id: str = "zt-desk"):
+        super().__init__(name="desk-intake", daemon=True)
+        self.bootstrap, self.store, self.metrics, self.group_id = (bootstrap, store, metrics,
+                                                                    group_id)
+        self.stopping = threading.Event()
+        self.ready = threading.Event()  # set once partitions are assigned
+        self.stored = self.duplicates = self.rejected = 0
+
+    def handle(self, raw: bytes) -> None:
+        got = check(TOPIC, raw)
+        if not got.ok:
+            self.rejected += 1
+            self.metrics.tasks_rejected.labels(reason_class(got.reason or "")).inc()
+            log.warning("rejected a warning-tasks record: %s", got.reason)
+            return
+        assert got.value is not None
+        if self.store.add_task(got.value):
+            self.stored += 1
+            self.metrics.tasks_stored.labels(got.value["action"]).inc()
+        else:
+            self.duplicates += 1
+            self.metrics.tasks_duplicate.inc()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self._consume()
+            except KafkaError as e:  # broker away: wait and reconnect, never die
+                log.warning("warning-tasks intake: %s; retrying", e)
+                self.stopping.wait(2.0)
+
+    def _consume(self) -> None:
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=self.group_id, client_id="zt-desk",
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            # Short timeouts: the first group join takes about half the session timeout (INFRA).
+            session_timeout_ms=6000, heartbeat_interval_ms=1000,
+        )
+        try:
+            consumer.subscribe([TOPIC])
+            while not self.stopping.is_set():
+                batch = consumer.poll(timeout_ms=300, max_records=500)
+                if consumer.assignment():
+                    self.ready.set()
+                if not batch:
+                    continue
+                for records in batch.values():
+                    for rec in records:
+                        self.handle(rec.value)
+                consumer.commit()
+        finally:
+            consumer.close(autocommit=False)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self.stopping.set()
+        if self.is_alive():
+            self.join(timeout_s)

@@ -1,0 +1,229 @@
+"""Fixtures of the desk service's tests: real PostgreSQL, real Chromium, a served app.
+
+PostgreSQL is a private cluster (initdb) of Debian's package on a free port of 127.0.0.1, with
+its own role, password and database, stopped and deleted after the session; it never touches
+the system cluster. Chromium is Debian's /usr/bin/chromium, driven by Playwright (no browser
+download). Either is skipped only when it truly cannot run here, and never when ``CI`` is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.desk.settings import DeskSettings, database_url
+from services.desk.users import User, hash_password
+from streams.broker import free_port
+from streams.contract import example
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+PASSWORD = "test-pass"
+
+
+def unavailable(what: str) -> None:
+    """Skip with the reason, except in CI, where a missing real part is a failure."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} (CI must run this test)")
+    pytest.skip(what)
+
+
+# -- users, tasks, settings -----------------------------------------------------------------
+def users_for(district: str, bank: str) -> dict[str, User]:
+    """A desk of ``district`` (two officers), a desk elsewhere, liaisons of ``bank`` and another
+    bank, and ops; all with PASSWORD. Cheap hashes: these are tests."""
+    roles = {"officer": f"desk:{district}", "officer2": f"desk:{district}",
+             "other-desk": "desk:OTHER", "liaison": f"bank:{bank}", "other-bank": "bank:OTHERBANK",
+             "ops": "ops"}
+    return {n: User(n, r, hash_password(PASSWORD, iterations=1000)) for n, r in roles.items()}
+
+
+def make_settings(db: str, bootstrap: str, district: str, bank: str, consume: bool = False,
+                  group_id: str = "zt-desk") -> DeskSettings:
+    return DeskSettings(bootstrap=bootstrap, database_url=database_url(db),
+                        secret="test-secret-" + district, users=users_for(district, bank),
+                        group_id=group_id, consume=consume, poll_ms=500)
+
+
+_seq = iter(range(10**9))
+
+
+def task(district: str, action: str = "call", **over: Any) -> dict[str, Any]:
+    """A contract-valid warning task for ``district``; ``over`` replaces fields."""
+    rec = example("warning-tasks")
+    n = next(_seq)
+    rec.update(task_id=f"T-{district}-{n}", episode_id=f"E-{district}-{n}", district=district,
+               action=action, person_id=f"P{n:07d}")
+    if action in ("call", "visit"):
+        for k in ("bank", "txn_id", "account", "amount_fen"):
+            rec.pop(k, None)
+        rec["contact_msisdn"] = "+8613912345678"
+    rec.update(over)
+    return rec
+
+
+def basic(name: str) -> tuple[str, str]:
+    return (name, PASSWORD)
+
+
+# -- PostgreSQL -------------------------------------------------------------------------------
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def _install_postgresql() -> None:
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"],
+                   env=env, capture_output=True, timeout=300, check=False)
+
+
+class PrivatePostgres:
+    """initdb + pg_ctl on 127.0.0.1:<free port>; a role and a database with a password."""
+
+    def __init__(self, bindir: Path):
+        self.bindir = bindir
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="zt-desk-pg-"))
+        self.data = self.dir / "data"
+        self.owner = "postgres" if os.geteuid() == 0 else None
+
+    def _run(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        cmd = [str(self.bindir / args[0]), *args[1:]]
+        if self.owner:  # the server refuses to run as root
+            cmd = ["runuser", "-u", self.owner, "--", *cmd]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True, **kw)
+
+    def start(self) -> str:
+        if self.owner:
+            pw = pwd.getpwnam(self.owner)
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth-local=trust",
+                  "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync")
+        opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} "
+                f"-c unix_socket_directories={self.dir} -c fsync=off")
+        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.dir / "log"),
+                  "-w", "-t", "30", "start")
+        sql = ("CREATE ROLE zt LOGIN PASSWORD 'zt-test';"
+               "CREATE DATABASE zt_desk OWNER zt;")
+        for stmt in sql.split(";")[:-1]:
+            self._run("psql", "-h", str(self.dir), "-p", str(self.port), "-U", "postgres",
+                      "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", stmt)
+        return f"postgresql+psycopg://zt:zt-test@127.0.0.1:{self.port}/zt_desk"
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    bindir = _pg_bin()
+    if bindir is None:
+        _install_postgresql()
+        bindir = _pg_bin()
+    if bindir is None:
+        unavailable("PostgreSQL is not installed and could not be (apt-get install postgresql)")
+    pg = PrivatePostgres(bindir)
+    try:
+        url = pg.start()
+    except (subprocess.CalledProcessError, OSError) as e:
+        pg.stop()
+        err = getattr(e, "stderr", "") or str(e)
+        unavailable(f"PostgreSQL could not be started: {err.strip()[:500]}")
+    yield url
+    pg.stop()
+
+
+def _reset_postgres(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public;"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs twice: on a SQLite file and on a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return str(tmp_path / "desk.sqlite3")
+    url = request.getfixturevalue("postgres_url")
+    _reset_postgres(url)
+    return url
+
+
+# -- a served app -----------------------------------------------------------------------------
+class Served:
+    def __init__(self, settings: DeskSettings):
+        import uvicorn
+
+        from services.desk.app import create_app
+
+        self.settings = settings
+        self.app = create_app(settings)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Served:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the desk service did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+def with_settings(s: DeskSettings, **changes: Any) -> DeskSettings:
+    return dataclasses.replace(s, **changes)
+
+
+# -- Chromium ---------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A headless Chromium context (Debian's binary, a new user-data-dir) for the session."""
+    if not Path(CHROMIUM).exists():
+        unavailable(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("the playwright package is not installed (extra 'dev')")
+    pw = sync_playwright().start()
+    try:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM,
+            headless=True, args=CHROMIUM_ARGS, timeout=30_000)
+    except Exception as e:
+        pw.stop()
+        unavailable(f"Chromium could not be started: {e}")
+    context.set_default_timeout(15_000)
+    yield context
+    context.close()
+    pw.stop()
