@@ -1,0 +1,125 @@
+"""The Faust app of a ZeroTransfer worker.
+
+Run it with ``zt worker``. The broker comes from the one bootstrap setting (``ZT_KAFKA`` when
+this module is imported). Low-volume input topics have a Faust agent each, which validates,
+dead-letters bad input with its reason, and routes the rest; the high-volume path (calls,
+transactions, person events) runs in the lean lanes of ``streams.lanes`` under the same app.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+
+import faust
+import mode
+
+from streams import contract, metrics
+from streams.lanes import LaneConfig, Lanes, dead_letter
+from streams.settings import load
+from streams.topics import PERSON_EVENTS
+
+log = logging.getLogger(__name__)
+
+settings = load()
+GROUP = os.environ.get("ZT_GROUP", "zt")  # one name per pipeline sharing a cluster
+app = faust.App(
+    f"{GROUP}-worker",
+    broker=[f"kafka://{h}" for h in settings.bootstrap.split(",")],
+    store="memory://",
+    value_serializer="raw",
+    key_serializer="raw",
+    # Short session timeouts: a first group join takes ~5 s on Tansu instead of ~32 s.
+    broker_session_timeout=6.0,
+    broker_heartbeat_interval=1.2,
+    # Single-record batches keep Tansu's ListOffsets from skipping changelog records.
+    producer_max_batch_size=1,
+    web_enabled=False,
+    datadir=tempfile.mkdtemp(prefix="zt-worker-"),
+    topic_allow_declare=False,  # topics are created by `zt broker` / `zt topics`
+    topic_disable_leader=True,
+)
+
+registry_topic = app.topic("registry")  # Real-name registry: person, lines, accounts.
+watchlist_topic = app.topic("watchlist")  # Numbers, accounts, domains known in fraud.
+case_reports_topic = app.topic("case-reports")  # Victims' reports, after the fact.
+task_outcomes_topic = app.topic("task-outcomes")  # What desks and banks did with tasks.
+dead_letter_topic = app.topic("dead-letter")  # Rejected input, with the reason.
+person_events_topic = app.topic(PERSON_EVENTS)  # Input repartitioned by person.
+
+
+async def _checked(topic: str, raw: bytes) -> dict | None:
+    """Validate one record; dead-letter and count it when bad. Returns the value when good."""
+    metrics.RECORDS_CONSUMED.labels(topic).inc()
+    checked = contract.check(topic, raw)
+    if checked.ok:
+        return checked.value
+    reason = checked.reason or "invalid"
+    metrics.RECORDS_REJECTED.labels(topic, contract.reason_class(reason)).inc()
+    await dead_letter_topic.send(value=dead_letter(topic, raw, reason))
+    return None
+
+
+@app.agent(registry_topic)
+async def registry(stream: faust.StreamT[bytes]) -> None:
+    """Validate the registry feed; every worker's global table reads the valid records."""
+    async for raw in stream:
+        await _checked("registry", raw)
+
+
+@app.agent(watchlist_topic)
+async def watchlist(stream: faust.StreamT[bytes]) -> None:
+    """Validate the watch-list feed; every worker's global table reads the valid records."""
+    async for raw in stream:
+        await _checked("watchlist", raw)
+
+
+@app.agent(case_reports_topic)
+async def case_reports(stream: faust.StreamT[bytes]) -> None:
+    """Route case reports to the victim's partition (labels and the outcome loop use them)."""
+    async for raw in stream:
+        value = await _checked("case-reports", raw)
+        if value is not None:
+            for ev in lanes().router.route("case-reports", value):
+                await person_events_topic.send(key=ev.person_id.encode(),
+                                               value=_envelope(ev))
+
+
+@app.agent(task_outcomes_topic)
+async def task_outcomes(stream: faust.StreamT[bytes]) -> None:
+    """Validate and count what desks and banks report."""
+    async for raw in stream:
+        await _checked("task-outcomes", raw)
+
+
+def _envelope(ev) -> bytes:
+    import orjson
+
+    return orjson.dumps(ev.envelope())
+
+
+_lanes: Lanes | None = None
+
+
+def lanes() -> Lanes:
+    global _lanes
+    if _lanes is None:
+        _lanes = Lanes(LaneConfig(bootstrap=settings.bootstrap, group=GROUP))
+    return _lanes
+
+
+@app.service
+class HighVolumeLanes(mode.Service):
+    """Calls, transactions and person events, in batches, through the shared core."""
+
+    async def on_start(self) -> None:
+        await lanes().start()
+        metrics.BUILD.info({
+            "ruleset_version": lanes().cfg.core.ruleset_version,
+            "model_version": lanes().cfg.core.model_version,
+        })
+        log.info("worker %d: lanes started against %s", os.getpid(), settings.bootstrap)
+
+    async def on_stop(self) -> None:
+        await lanes().stop()

@@ -1,0 +1,187 @@
+"""``zt``: the command line of ZeroTransfer. Every command that talks to Kafka takes the
+bootstrap servers from ``--bootstrap``, else ``ZT_KAFKA``, else the config file, else
+127.0.0.1:9092 (see ``streams.settings``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="ZeroTransfer: telecom-fraud early warning, from calls and transfers to "
+                       "warning tasks for police desks and banks.")
+err = Console(stderr=True)
+out = Console()
+
+Bootstrap = Annotated[str | None, typer.Option(
+    "--bootstrap", "-b", help="Kafka bootstrap servers, host:port[,host:port]. "
+    "Default: $ZT_KAFKA, then zt.toml, then 127.0.0.1:9092.")]
+ConfigFile = Annotated[str | None, typer.Option("--config", help="Config file (TOML).")]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def broker(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 9092,
+    partitions: Annotated[int, typer.Option(
+        help="Partitions of calls, transactions and person events.")] = 8,
+) -> None:
+    """Run the embedded broker (Tansu) on 127.0.0.1 with the contract topics, until Ctrl-C."""
+    from streams.broker import BrokerError, EmbeddedBroker
+    from streams.topics import partitions as counts
+
+    b = EmbeddedBroker(port=port, counts=counts(partitions))
+    try:
+        b.start()
+    except BrokerError as e:
+        _fail(str(e))
+    out.print(f"broker ready on [bold]{b.bootstrap}[/] with topics: "
+              + ", ".join(f"{t}({n})" for t, n in b.counts.items()))
+    out.print("Ctrl-C stops it (memory storage: everything is lost then).")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        if not b.alive():
+            _fail("the broker process exited unexpectedly", 1)
+    b.stop()
+    out.print("broker stopped")
+
+
+@app.command()
+def topics(
+    bootstrap: Bootstrap = None,
+    config: ConfigFile = None,
+    partitions: Annotated[int, typer.Option(help="Partitions of the high-volume topics.")] = 8,
+) -> None:
+    """Create the contract and internal topics on any Kafka cluster (existing ones are kept)."""
+    from streams import settings as st
+    from streams.broker import create_topics, wait_ready
+    from streams.topics import partitions as counts
+
+    s = st.load(bootstrap, config)
+    wait_ready(s.bootstrap)
+    created = create_topics(s.bootstrap, counts(partitions))
+    out.print(f"created: {', '.join(created) or 'nothing (all exist)'}")
+
+
+@app.command()
+def worker(
+    bootstrap: Bootstrap = None,
+    config: ConfigFile = None,
+    metrics_port: Annotated[int, typer.Option(help="Port of /metrics on 127.0.0.1.")] = 9410,
+    loglevel: Annotated[str, typer.Option(help="debug, info, warn or error.")] = "warn",
+    group: Annotated[str, typer.Option(
+        envvar="ZT_GROUP", help="Name of this pipeline's consumer groups on the cluster.")] = "zt",
+) -> None:
+    """Run one worker (the Faust app). Start more processes to scale out (one per partition)."""
+    from streams import settings as st
+
+    s = st.load(bootstrap, config)
+    os.environ["ZT_KAFKA"] = s.bootstrap  # the Faust app reads these at import
+    os.environ["ZT_GROUP"] = group
+    import faust
+    import uvloop
+
+    from streams import metrics
+    from streams.app import app as faust_app
+
+    try:
+        metrics.serve(metrics_port)
+    except OSError as e:
+        _fail(f"cannot serve /metrics on 127.0.0.1:{metrics_port}: {e.strerror}")
+    logging.basicConfig(level=loglevel.upper().replace("WARN", "WARNING"))
+    err.print(f"worker: broker {s.bootstrap} ({s.source}); "
+              f"metrics http://127.0.0.1:{metrics_port}/metrics")
+    uvloop.install()
+    w = faust.Worker(faust_app, loglevel=loglevel, quiet=True)
+    w.execute_from_commandline()
+
+
+@app.command()
+def replay(
+    events: Annotated[Path, typer.Argument(help="Replay file (JSON Lines, optionally .gz).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the tasks.")] = Path(
+        "tasks.jsonl"),
+    dead_letter: Annotated[Path | None, typer.Option(
+        help="Where to write rejected lines (default: beside --out).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Drive the decision core from a replay file; the same tasks as the workers, byte for byte."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from streams.replay import ReplayError
+    from streams.replay import replay as run
+
+    with Progress(TextColumn("replay"), BarColumn(), TextColumn("{task.completed:,} lines"),
+                  TimeElapsedColumn(), console=err, disable=quiet, transient=True) as bar:
+        job = bar.add_task("replay", total=None)
+        try:
+            summary = run(events, out_path, dead_letter,
+                          progress=lambda n: bar.update(job, completed=n))
+        except ReplayError as e:
+            _fail(str(e))
+    table = Table(title=f"replay of {events}", show_header=True)
+    table.add_column("topic")
+    table.add_column("records", justify="right")
+    table.add_column("rejected", justify="right")
+    names = sorted(set(summary.records) | set(summary.rejected))
+    for t in names:
+        table.add_row(t, f"{summary.records[t]:,}", f"{summary.rejected[t]:,}")
+    out.print(table)
+    tasks = ", ".join(f"{a} {n:,}" for a, n in sorted(summary.tasks.items())) or "none"
+    out.print(f"tasks: {tasks} -> {summary.tasks_path}")
+    rejected = sum(summary.rejected.values())
+    out.print(f"rejected: {rejected:,} -> {summary.dead_letter_path}"
+              + (f" ({', '.join(f'{k} {v}' for k, v in sorted(summary.reasons.items()))})"
+                 if rejected else ""))
+    out.print(f"{summary.lines:,} lines in {summary.seconds:.2f} s "
+              f"({summary.records_per_s:,.0f} records/s); duplicates {summary.duplicates}, "
+              f"late {summary.late}")
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Broker port on 127.0.0.1 (0 = any free port).")] = 0,
+    metrics_port: Annotated[int, typer.Option(help="Worker /metrics port.")] = 9410,
+    keep: Annotated[bool, typer.Option(help="Keep running until Ctrl-C after the demo.")] = False,
+) -> None:
+    """The main job: broker + worker on 127.0.0.1, sample traffic in, warning tasks out."""
+    from streams.demo import run_demo
+
+    sys.exit(run_demo(port=port, metrics_port=metrics_port, keep=keep, console=out))
+
+
+@app.command()
+def bench(
+    records: Annotated[int, typer.Option(help="Input records for the saturation phase.")] = 100_000,
+    rate: Annotated[int, typer.Option(help="Offered events/s of the latency phase.")] = 5000,
+    seconds: Annotated[float, typer.Option(help="Length of the latency phase.")] = 20.0,
+    out_path: Annotated[Path, typer.Option("--out", help="JSON results.")] = Path(
+        "bench/results/pipeline.json"),
+) -> None:
+    """Measure the pipeline on the embedded broker: events/s, latency, transport ratio."""
+    from streams.bench import run_bench
+
+    sys.exit(run_bench(records=records, rate=rate, seconds=seconds, out=out_path, console=out))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

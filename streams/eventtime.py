@@ -1,0 +1,46 @@
+"""Event time: RFC 3339 strings in, integer milliseconds inside, the source's offset kept out.
+
+Decisions never read the wall clock; every time they use comes from a record.
+
+>>> t = parse("2026-03-01T09:15:30.250+08:00")
+>>> t.ms, t.offset_min
+(1772327730250, 480)
+>>> fmt(t.ms + 5 * 60_000, t.offset_min)
+'2026-03-01T09:20:30.250+08:00'
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import NamedTuple
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+class EventTime(NamedTuple):
+    ms: int  # milliseconds since the Unix epoch
+    offset_min: int  # the offset the source wrote, so outputs read as the source's local time
+
+
+def parse(text: str) -> EventTime:
+    """Parse an RFC 3339 time with an offset; raise ValueError otherwise."""
+    dt = datetime.fromisoformat(text)
+    off = dt.utcoffset()
+    if off is None:
+        raise ValueError(f"{text!r} has no UTC offset")
+    # Integer arithmetic: float timestamps would round some milliseconds differently.
+    return EventTime((dt - _EPOCH) // _MS, int(off.total_seconds()) // 60)
+
+
+def fmt(ms: int, offset_min: int = 0) -> str:
+    """Format epoch milliseconds as RFC 3339 in the given offset (milliseconds only if non-zero)."""
+    tz = UTC if offset_min == 0 else timezone(timedelta(minutes=offset_min))
+    dt = datetime.fromtimestamp(ms / 1000, tz)
+    spec = "milliseconds" if ms % 1000 else "seconds"
+    text = dt.isoformat(timespec=spec)
+    return text.replace("+00:00", "Z") if offset_min == 0 else text
+
+
+def to_ms(text: str) -> int:
+    return parse(text).ms

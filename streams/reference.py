@@ -1,0 +1,121 @@
+"""Reference data every worker holds whole: the real-name registry and the watch lists.
+
+They are the pipeline's global tables. Watch-list entries keep their validity intervals in event
+time, so "was this number listed when the call ended?" has one answer whatever order the records
+reached the worker in.
+
+>>> ref = Reference()
+>>> ref.apply("watchlist", {"op": "add", "kind": "msisdn", "value": "+8617012345678",
+...     "category": "fraud_number", "source": "national_center", "confidence": 0.9,
+...     "event_id": "wl-1", "event_time": "2026-02-28T22:00:00+08:00"})
+>>> ref.listed("+8617012345678", to_ms("2026-03-01T09:00:00+08:00")).confidence
+0.9
+>>> ref.listed("+8617012345678", to_ms("2026-02-28T21:00:00+08:00")) is None
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.eventtime import to_ms
+
+# A listing is re-added and removed rarely; keep the last few intervals of each value.
+MAX_INTERVALS = 8
+
+
+@dataclass(slots=True)
+class Person:
+    person_id: str
+    birth_year: int
+    district: str
+    msisdns: tuple[str, ...]
+    accounts: tuple[tuple[str, str], ...]  # (bank, account)
+
+
+@dataclass(slots=True)
+class Listing:
+    """One interval during which a value was on a watch list."""
+
+    kind: str
+    category: str
+    source: str
+    confidence: float
+    since_ms: int
+    until_ms: int | None = None
+    event_id: str = ""
+
+
+@dataclass
+class Reference:
+    persons: dict[str, Person] = field(default_factory=dict)
+    by_msisdn: dict[str, str] = field(default_factory=dict)
+    by_account: dict[str, str] = field(default_factory=dict)
+    bank_of: dict[str, str] = field(default_factory=dict)
+    watch: dict[str, list[Listing]] = field(default_factory=dict)
+
+    def apply(self, topic: str, rec: dict[str, Any]) -> None:
+        if topic == "registry":
+            self._registry(rec)
+        elif topic == "watchlist":
+            self._watchlist(rec)
+
+    def _registry(self, rec: dict[str, Any]) -> None:
+        pid = rec["person_id"]
+        old = self.persons.pop(pid, None)
+        if old is not None:
+            for m in old.msisdns:
+                if self.by_msisdn.get(m) == pid:
+                    del self.by_msisdn[m]
+            for _, a in old.accounts:
+                if self.by_account.get(a) == pid:
+                    del self.by_account[a]
+        if rec["op"] == "delete":
+            return
+        person = Person(
+            pid,
+            rec["birth_year"],
+            rec["district"],
+            tuple(rec["msisdns"]),
+            tuple((a["bank"], a["account"]) for a in rec["accounts"]),
+        )
+        self.persons[pid] = person
+        for m in person.msisdns:
+            self.by_msisdn[m] = pid
+        for bank, a in person.accounts:
+            self.by_account[a] = pid
+            self.bank_of[a] = bank
+
+    def _watchlist(self, rec: dict[str, Any]) -> None:
+        t = to_ms(rec["event_time"])
+        spans = self.watch.setdefault(rec["value"], [])
+        if rec["op"] == "add":
+            # An add inside an open interval refreshes it; otherwise opens a new one.
+            for s in spans:
+                if s.since_ms <= t and (s.until_ms is None or t < s.until_ms):
+                    s.confidence, s.source, s.category = rec["confidence"], rec["source"], rec["category"]
+                    return
+            spans.append(Listing(rec["kind"], rec["category"], rec["source"],
+                                 float(rec["confidence"]), t, None, rec["event_id"]))
+            spans.sort(key=lambda s: s.since_ms)
+            del spans[:-MAX_INTERVALS]
+        else:
+            for s in spans:
+                if s.since_ms <= t and (s.until_ms is None or t < s.until_ms):
+                    s.until_ms = t
+
+    def person_of_msisdn(self, msisdn: str) -> Person | None:
+        pid = self.by_msisdn.get(msisdn)
+        return self.persons.get(pid) if pid else None
+
+    def person_of_account(self, account: str) -> Person | None:
+        pid = self.by_account.get(account)
+        return self.persons.get(pid) if pid else None
+
+    def listed(self, value: str, at_ms: int) -> Listing | None:
+        """The watch-list entry covering ``value`` at event time ``at_ms``, if any."""
+        for s in self.watch.get(value, ()):
+            if s.since_ms <= at_ms and (s.until_ms is None or at_ms < s.until_ms):
+                return s
+        return None

@@ -1,0 +1,18 @@
+"""Topic names and partition counts: the contract's topics and the pipeline's internal ones."""
+
+from __future__ import annotations
+
+from streams.contract import ALL_TOPICS
+
+# Repartitioned input (stage 1 -> stage 2), keyed by person_id. Internal: not in the contract.
+PERSON_EVENTS = "zt-person-events"
+
+HIGH_VOLUME = ("calls", "transactions")
+DEFAULT_PARTITIONS = 8  # calls, transactions and person events; the rest are small
+
+
+def partitions(high_volume: int = DEFAULT_PARTITIONS, low_volume: int = 1) -> dict[str, int]:
+    """Partition count per topic. Workers scale out to at most ``high_volume`` processes."""
+    counts = {t: (high_volume if t in HIGH_VOLUME else low_volume) for t in ALL_TOPICS}
+    counts[PERSON_EVENTS] = high_volume
+    return counts

@@ -1,0 +1,83 @@
+"""Ordering records by event time within a bounded lateness.
+
+Records of one person come from several topics and partitions and reach a worker in any order.
+The buffer releases them sorted by ``(event time, topic rank, event id)`` once the watermark
+(the latest event time seen minus ``lateness_ms``) has passed them, or, in a live worker, once
+they have waited ``max_wait_s`` of wall time, so a quiet stream is not held back. A record that
+arrives after a later one was released is *late*: it is released at once (never dropped) and
+counted; it is the one case where a worker may decide differently from replay.
+
+>>> buf = Reorderer(lateness_ms=1000)
+>>> buf.push((2000, 0, "b"), "b"); buf.push((500, 0, "a"), "a"); buf.push((4000, 0, "c"), "c")
+>>> buf.pop_ready()          # watermark 3000: a and b are safe to release
+['a', 'b']
+>>> buf.push((1000, 0, "late"), "late"); buf.pop_ready(), buf.late
+(['late'], 1)
+>>> buf.drain()
+['c']
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import Any
+
+SortKey = tuple[int, int, str]
+
+
+class Reorderer:
+    def __init__(self, lateness_ms: int = 2000, max_wait_s: float | None = None):
+        if lateness_ms < 0:
+            raise ValueError("lateness_ms must be >= 0")
+        self.lateness_ms = lateness_ms
+        self.max_wait_s = max_wait_s
+        self._heap: list[tuple[SortKey, int, float, Any]] = []
+        self._seq = itertools.count()  # keeps heap entries comparable without comparing items
+        self._max_seen = -(2**62)
+        self._released = -(2**62)  # event time of the last record released in order
+        self._late: list[Any] = []
+        self.late = 0
+
+    def __len__(self) -> int:
+        return len(self._heap) + len(self._late)
+
+    def items(self) -> list[Any]:
+        """What is still held (any order)."""
+        return [entry[3] for entry in self._heap] + list(self._late)
+
+    def push(self, key: SortKey, item: Any, now: float = 0.0) -> None:
+        t = key[0]
+        if t < self._released:
+            self.late += 1
+            self._late.append(item)
+            return
+        if t > self._max_seen:
+            self._max_seen = t
+        heapq.heappush(self._heap, (key, next(self._seq), now, item))
+
+    def pop_ready(self, now: float = 0.0) -> list[Any]:
+        """Records safe to decide on now, in order (late ones first, as they came)."""
+        out, self._late = self._late, []
+        watermark = self._max_seen - self.lateness_ms
+        oldest_ok = now - self.max_wait_s if self.max_wait_s is not None else None
+        heap = self._heap
+        while heap:
+            key, _, arrived, item = heap[0]
+            if key[0] <= watermark or (oldest_ok is not None and arrived <= oldest_ok):
+                heapq.heappop(heap)
+                if key[0] > self._released:
+                    self._released = key[0]
+                out.append(item)
+            else:
+                break
+        return out
+
+    def drain(self) -> list[Any]:
+        """Everything still held, in order (end of a replay file)."""
+        out, self._late = self._late, []
+        while self._heap:
+            key, _, _, item = heapq.heappop(self._heap)
+            self._released = max(self._released, key[0])
+            out.append(item)
+        return out
