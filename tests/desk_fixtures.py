@@ -227,3 +227,50 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     yield context
     context.close()
     pw.stop()
+
+
+# -- the broker's side ----------------------------------------------------------------------
+def produce(bootstrap: str, records: list[Any], topic: str = "warning-tasks") -> None:
+    """Send records (dicts as JSON, bytes as they are) keyed by task_id, and wait for acks."""
+    import orjson
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        for rec in records:
+            raw = rec if isinstance(rec, bytes) else orjson.dumps(rec)
+            key = rec.get("task_id", "x").encode() if isinstance(rec, dict) else b"bad"
+            producer.send(topic, key=key, value=raw).get(timeout=10)
+    finally:
+        producer.close(timeout=5)
+
+
+def outcomes_for(bootstrap: str, task_id: str, timeout_s: float = 20.0) -> list[bytes]:
+    """The raw task-outcomes records about ``task_id`` (reads the topic from the start)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             consumer_timeout_ms=500)
+    try:
+        parts = consumer.partitions_for_topic("task-outcomes") or {0}
+        tps = [TopicPartition("task-outcomes", p) for p in parts]
+        consumer.assign(tps)  # no group: nothing to join, and nothing committed
+        consumer.seek_to_beginning(*tps)
+        found: list[bytes] = []
+        deadline = time.monotonic() + timeout_s
+        while not found and time.monotonic() < deadline:
+            for recs in consumer.poll(timeout_ms=300).values():
+                found += [r.value for r in recs if r.key == task_id.encode()]
+        return found
+    finally:
+        consumer.close()
+
+
+def wait_for(check: Any, timeout_s: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")

@@ -1,0 +1,51 @@
+"""The desk service against the real broker: warning-tasks in (idempotent, bad records counted),
+outcomes out on task-outcomes as contract records."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from desk_fixtures import basic, make_settings, outcomes_for, produce, task, wait_for
+from fastapi.testclient import TestClient
+
+from services.desk.app import create_app
+from streams.contract import check
+
+pytestmark = pytest.mark.integration
+
+
+def test_tasks_in_outcomes_out(broker, unique: str, tmp_path) -> None:
+    district, bank = f"D{unique}", f"B{unique}"
+    settings = make_settings(str(tmp_path / "desk.sqlite3"), broker.bootstrap, district, bank,
+                             consume=True, group_id=f"zt-desk-{unique}")
+    call, hold = task(district), task(district, "hold", bank=bank)
+    produce(broker.bootstrap, [call, call, hold, b"{oops", {**task(district), "priority": 0}])
+    app = create_app(settings)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        intake = app.state.intake
+        wait_for(lambda: intake.stored + intake.duplicates + intake.rejected >= 5, what="intake")
+        assert (intake.stored, intake.duplicates, intake.rejected) == (2, 1, 2)
+        assert [t["task_id"] for t in c.get("/api/desk/tasks", auth=basic("officer")).json()] \
+            == [call["task_id"]]
+
+        c.post(f"/api/desk/tasks/{call['task_id']}/claim", auth=basic("officer"))
+        r = c.post(f"/api/desk/tasks/{call['task_id']}/outcome", auth=basic("officer"),
+                   json={"result": "dissuaded"})
+        assert r.status_code == 200, r.text
+        r = c.post(f"/api/bank/requests/{hold['task_id']}/outcome", auth=basic("liaison"),
+                   json={"result": "held", "amount_fen": 4_800_000})
+        assert r.status_code == 200, r.text
+
+        for tid, actor, result in ((call["task_id"], f"desk:{district}", "dissuaded"),
+                                   (hold["task_id"], f"bank:{bank}", "held")):
+            (raw,) = outcomes_for(broker.bootstrap, tid)
+            got = check("task-outcomes", raw)
+            assert got.ok, got.reason
+            assert got.value["actor"] == actor and got.value["result"] == result
+        assert orjson.loads(outcomes_for(broker.bootstrap, hold["task_id"])[0])[
+            "amount_fen"] == 4_800_000
+        wait_for(lambda: c.get(f"/api/desk/tasks/{call['task_id']}", auth=basic("officer"))
+                 .json()["outcome"]["published"], what="the outcome marked published")
+        text = c.get("/metrics", auth=basic("ops")).text
+        assert 'zt_desk_outcomes_published_total{result="held"} 1.0' in text
+        assert 'zt_desk_tasks_rejected_total{reason="malformed"} 1.0' in text
