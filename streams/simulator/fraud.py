@@ -342,7 +342,8 @@ class Fraud:
     def _mule(self, rng: np.random.Generator, t: int, prefer: Mule | None) -> Mule:
         if prefer is not None and prefer.start <= t < prefer.end and rng.random() < 0.7:
             return prefer
-        live = [m for m in self.mules if m.start <= t < m.end and not m.frozen]
+        # Plans never look at what desks and banks did, so the counterfactual city is the same.
+        live = [m for m in self.mules if m.start <= t < m.end]
         if not live:
             live = sorted(self.mules, key=lambda m: (abs(m.start - t), m.acc))[:3]
         return live[int(rng.integers(0, len(live)))]
@@ -439,8 +440,12 @@ class Fraud:
         if held:
             return
         m = p.mule
-        m.balance += p.amount
         m.received_fen += p.amount
+        if m.frozen:  # money sent to a frozen account stays there, and goes back to the victim
+            p.recovered += p.amount
+            m.stopped_fen += p.amount
+            return
+        m.balance += p.amount
         city.engine.at(t + p.drain_after, self._drain, m, p, t)
 
     def _drain(self, t: int, m: Mule, p: Payment, credited: int) -> None:

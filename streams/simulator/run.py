@@ -76,3 +76,35 @@ def simulate(persons: int, days: int, seed: int, out: str | Path,
     if truth is not None:
         city.truth.write(truth, city)
     return RunResult(city.engine.emitted, dict(writer.counts), city)
+
+
+def closed_loop(persons: int, days: int, seed: int, out: str | Path | None,
+                core_factory: Callable[[], Any], truth: str | Path | None = None,
+                config: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                progress: Progress | None = None) -> dict[str, Any]:
+    """Run the city twice from the same seed: without the pipeline (the counterfactual) and with
+    the core and the simulated desks and banks answering its tasks; report what users report."""
+    from .report import loop_report
+    from .respond import Responder
+
+    def phase(label: str) -> Progress | None:
+        if progress is None:
+            return None
+        return lambda h, total, n: progress(h + (total if label == "on" else 0), 2 * total, n)
+
+    base = build_city(persons, days, seed, config, overrides)
+    run_city(base, [], phase("off"))
+    city = build_city(persons, days, seed, config, overrides)
+    from .city import generator
+
+    responder = Responder(city, core_factory(), generator(seed, 9))
+    writer = ReplayWriter(out) if out is not None else None
+    try:
+        run_city(city, [writer] if writer else [], phase("on"))
+        responder.flush()
+    finally:
+        if writer:
+            writer.close()
+    if truth is not None:
+        city.truth.write(truth, city)
+    return loop_report(city, base, responder)
