@@ -49,6 +49,11 @@ class Engine:
         self.filters: list[Callable[[int, str, dict[str, Any]], None]] = []
         self.emitted = 0
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """Records emitted so far, by topic."""
+        return {t: n for t, n in self._ids.items() if n}
+
     def _next(self, n: int = 1) -> int:
         s = self._seq
         self._seq += n

@@ -81,7 +81,7 @@ def simulate(persons: int, days: int, seed: int, out: str | Path,
 def closed_loop(persons: int, days: int, seed: int, out: str | Path | None,
                 core_factory: Callable[[], Any], truth: str | Path | None = None,
                 config: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                progress: Progress | None = None) -> dict[str, Any]:
+                progress: Progress | None = None) -> LoopResult:
     """Run the city twice from the same seed: without the pipeline (the counterfactual) and with
     the core and the simulated desks and banks answering its tasks; report what users report."""
     from .report import loop_report
@@ -107,4 +107,12 @@ def closed_loop(persons: int, days: int, seed: int, out: str | Path | None,
             writer.close()
     if truth is not None:
         city.truth.write(truth, city)
-    return loop_report(city, base, responder)
+    return LoopResult(loop_report(city, base, responder), city, base, responder)
+
+
+@dataclass
+class LoopResult:
+    report: dict[str, Any]
+    city: City
+    base: City
+    responder: Any

@@ -1,0 +1,109 @@
+"""``zt simulate``: a synthetic city to a replay file or the broker, optionally in a closed loop
+with the decision core and simulated desks, banks and people."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+err = Console(stderr=True)
+out = Console()
+
+
+def simulate(
+    persons: Annotated[int, typer.Option(help="People living in the city.")] = 10_000,
+    days: Annotated[int, typer.Option(help="Simulated days.")] = 7,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same bytes.")] = 1,
+    out_path: Annotated[Path, typer.Option("--out", help="Replay file (JSON Lines).")] = Path(
+        "city.jsonl"),
+    truth: Annotated[Path | None, typer.Option(
+        help="Ground-truth file (default: beside --out, *.truth.jsonl).")] = None,
+    config: Annotated[Path | None, typer.Option(
+        help="City parameter file overlaying the packaged city.yaml.")] = None,
+    respond: Annotated[bool, typer.Option(
+        help="Closed loop: feed the decision core, answer its tasks, compare with the "
+             "counterfactual run, report and plot.")] = False,
+    plots: Annotated[Path | None, typer.Option(
+        help="Folder for the closed loop's PNG plots and report.json (default: beside --out).")]
+        = None,
+    broker: Annotated[bool, typer.Option(
+        help="Produce to the broker instead of a file (needs a running broker).")] = False,
+    speed: Annotated[float, typer.Option(
+        help="Broker mode pace: simulated seconds per wall second (0 = as fast as possible).")]
+        = 3600.0,
+    bootstrap: Annotated[str | None, typer.Option(
+        "--bootstrap", "-b", help="Kafka bootstrap servers (broker mode).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Simulate a city: calls, transfers, fraud episodes and benign look-alikes, by seed."""
+    from .report import city_table, loop_table, plot_episode, plot_losses
+    from .run import build_city, closed_loop, run_city
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    truth = truth or out_path.with_name(out_path.name.removesuffix(".jsonl") + ".truth.jsonl")
+    with Progress(TextColumn("simulate"), BarColumn(), TextColumn("{task.description}"),
+                  TimeElapsedColumn(), console=err, disable=quiet, transient=True) as bar:
+        job = bar.add_task("", total=days * 24)
+
+        def progress(h: int, total: int, n: int) -> None:
+            bar.update(job, completed=h, total=total, description=f"{n:,} records")
+
+        t_wall = time.perf_counter()
+        if respond:
+            from streams.core import Core
+
+            loop = closed_loop(persons, days, seed, out_path, Core, truth, config,
+                               progress=progress)
+        elif broker:
+            from streams import settings
+
+            from .publish import BrokerSink
+
+            city = build_city(persons, days, seed, config)
+            sink = BrokerSink(settings.load(bootstrap).bootstrap, speed, city.clock.t0)
+            try:
+                run_city(city, [sink], progress)
+            finally:
+                sink.close()
+            city.truth.write(truth, city)
+        else:
+            city = build_city(persons, days, seed, config)
+            from .run import ReplayWriter
+
+            writer = ReplayWriter(out_path)
+            try:
+                run_city(city, [writer], progress)
+            finally:
+                writer.close()
+            city.truth.write(truth, city)
+        seconds = time.perf_counter() - t_wall
+
+    if respond:
+        folder = plots or out_path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        report = loop.report
+        (folder / "report.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        plot_losses(report, folder / "losses_by_type.png")
+        plot_episode(loop.city, loop.responder, folder / "episode.png")
+        out.print(loop_table(report))
+        out.print(f"replay {out_path}, truth {truth}, report and plots in {folder} "
+                  f"({seconds:.1f} s for both runs)")
+    else:
+        out.print(city_table(dict(sorted(city.engine.counts.items())), seconds,
+                             city.truth.counts))
+        where = f"broker ({speed:g}x)" if broker else str(out_path)
+        out.print(f"records -> {where}; ground truth -> {truth}")
+
+
+def main() -> None:
+    typer.run(simulate)
+
+
+if __name__ == "__main__":
+    main()
