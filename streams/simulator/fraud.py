@@ -85,6 +85,7 @@ class Payment:
     drain_after: int
     splits: int
     keep: float
+    backups: list[Mule] = field(default_factory=list)  # used when the first is frozen
     txn_id: str = ""
     status: str = "planned"  # planned, skipped, initiated, completed, held, failed
     recovered: int = 0
@@ -161,7 +162,9 @@ class Fraud:
         self.episodes: list[Episode] = []
         self.active: dict[int, Episode] = {}  # person -> their current episode
         self.mule_by_number: dict[str, Mule] = {}
+        self.second_level: set[str] = set()
         self.txn_episode: dict[str, tuple[Episode, Payment]] = {}
+        self.onward: dict[str, tuple[int, Payment]] = {}  # mule drain txn -> (time, source)
         self.protected_until: dict[int, int] = {}
         self._make_lines()
         self._make_mules()
@@ -204,7 +207,10 @@ class Fraud:
     def _make_mules(self) -> None:
         city, fc, rng = self.city, self.cfg, self.rng
         pop, t0 = city.pop, city.clock.t0
-        target = max(3.0, pop.n * fc["mules_per_10k"] / 10_000)
+        # Enough cards that a busy gang need not reuse one for every victim.
+        per_day = fc["episodes_per_100k_per_day"] * pop.n / 100_000
+        target = max(3.0, pop.n * fc["mules_per_10k"] / 10_000,
+                     per_day * fc["mules_per_daily_episode"])
         lo, hi = fc["mule_life_days"]
         births = target / ((lo + hi) / 2)
         banks, bp = shares(city.cfg["population"]["banks"])
@@ -230,6 +236,8 @@ class Fraud:
                 m = Mule(acc, local, holder, max(s, t0), e, second)
                 self.mules.append(m)
                 self.mule_by_number[pop.accounts.number[acc]] = m
+                for a in second:
+                    self.second_level.add(pop.accounts.number[a])
 
     # --- what the watch lists know -----------------------------------------------------------
     def schedule_watchlist(self) -> None:
@@ -418,6 +426,8 @@ class Fraud:
     def _pay(self, t: int, ep: Episode, p: Payment, src: int) -> None:
         city = self.city
         acc = city.pop.accounts
+        # Gangs learn fast that a card was frozen and give the victim another one.
+        p.mule = next((m for m in [p.mule, *p.backups] if not m.frozen), p.mule)
         p.txn_id = city.txn_ids([acc.bank[src]])[0]
         p.status = "initiated"
         self.txn_episode[p.txn_id] = (ep, p)
@@ -471,6 +481,7 @@ class Fraud:
             rec = (bank, num, acc.number[dst], acc.bank[dst], part, "online_banking")
             city.engine.emit(ts, "transactions", txn_record(tid, "initiated", *rec))
             city.engine.emit(ts + 8 * SECOND, "transactions", txn_record(tid, "completed", *rec))
+            self.onward[tid] = (ts + 8 * SECOND, p)
             city.truth.drains.append({"kind": "mule_txn", "txn_id": tid, "account": num,
                                       "to": acc.number[dst], "amount_fen": part,
                                       "delay_s": (ts - credited) // SECOND,
@@ -558,7 +569,8 @@ class Plan:
         p = Payment(t, amount, channel, self.mule,
                     complete_after=int(rng.integers(3, 61)) * SECOND,
                     drain_after=max(int(drain * MINUTE), 30 * SECOND),
-                    splits=int(rng.integers(lo, hi + 1)), keep=float(rng.uniform(klo, khi)))
+                    splits=int(rng.integers(lo, hi + 1)), keep=float(rng.uniform(klo, khi)),
+                    backups=[self.f._mule(rng, t, None) for _ in range(2)])
         self.ep.payments.append(p)
         self.ep.steps.append((t, "pay", {"payment": p, "src": self.src}))
 

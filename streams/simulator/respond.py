@@ -221,6 +221,16 @@ class Responder:
         account = task.get("account", "")
         amount = int(task.get("amount_fen") or 0)
         mule = city.fraud.mule_by_number.get(account)
+        if account in city.fraud.second_level:
+            # Second-level accounts move money on within minutes; only a fast stop catches it.
+            credit = city.fraud.onward.get(task.get("txn_id", ""))
+            if credit is not None and t - credit[0] < c["second_level_window_min"] * MINUTE:
+                credit[1].recovered += amount
+                self.amounts["stopped_fen"] += amount
+                self._outcome(t, task, actor, "stopped", amount)
+            else:
+                self._outcome(t, task, actor, "failed", note="funds already moved on")
+            return
         if mule is None:  # an honest payee: the money is there, and the stop hurts a bystander
             self.false_stops += 1
             self.amounts["stopped_fen"] += amount
