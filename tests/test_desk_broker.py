@@ -49,3 +49,34 @@ def test_tasks_in_outcomes_out(broker, unique: str, tmp_path) -> None:
         text = c.get("/metrics", auth=basic("ops")).text
         assert 'zt_desk_outcomes_published_total{result="held"} 1.0' in text
         assert 'zt_desk_tasks_rejected_total{reason="malformed"} 1.0' in text
+
+
+def test_outcomes_wait_in_the_outbox_while_the_broker_is_away(broker, unique: str,
+                                                               tmp_path) -> None:
+    from services.desk.outcomes import OutcomePublisher
+
+    district, bank = f"D{unique}", f"B{unique}"
+    settings = make_settings(str(tmp_path / "desk.sqlite3"), "127.0.0.1:1", district, bank)
+    app = create_app(settings)
+    store, metrics = app.state.store, app.state.metrics
+    rec = task(district, "stop_payment", bank=bank)
+    store.add_task(rec)
+    store.record_outcome(settings.users["liaison"], rec["task_id"], "stopped", 120_000, None)
+    away = OutcomePublisher(free_port_bootstrap(), store, metrics)
+    assert away.drain() == 0  # nothing lost, nothing marked
+    assert len(store.unpublished()) == 1
+    back = OutcomePublisher(broker.bootstrap, store, metrics)
+    try:
+        assert back.drain() == 1
+    finally:
+        back.stop()
+    assert store.unpublished() == []
+    (raw,) = outcomes_for(broker.bootstrap, rec["task_id"])
+    assert check("task-outcomes", raw).value["amount_fen"] == 120_000
+    store.close()
+
+
+def free_port_bootstrap() -> str:
+    from streams.broker import free_port
+
+    return f"127.0.0.1:{free_port()}"  # nothing listens there

@@ -60,6 +60,7 @@ class TaskIntake(threading.Thread):
             enable_auto_commit=False, auto_offset_reset="earliest",
             # Short timeouts: the first group join takes about half the session timeout (INFRA).
             session_timeout_ms=6000, heartbeat_interval_ms=1000,
+            bootstrap_timeout_ms=5000,  # broker away: give up soon, the run loop retries
         )
         try:
             consumer.subscribe([TOPIC])

@@ -48,7 +48,8 @@ class OutcomePublisher(threading.Thread):
     def producer(self) -> KafkaProducer:
         if self._producer is None:
             self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, client_id="zt-desk",
-                                           acks="all", linger_ms=0)
+                                           acks="all", linger_ms=0,
+                                           bootstrap_timeout_ms=5000)  # fail fast, retry later
         return self._producer
 
     def drain(self) -> int:
