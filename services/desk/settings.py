@@ -47,6 +47,8 @@ def _desk_table(config: str | None) -> dict:
     candidate = config or os.environ.get("ZT_CONFIG")
     p = Path(candidate) if candidate else Path("zt.toml")
     if not p.is_file():
+        if candidate:
+            raise FileNotFoundError(f"config file {p} not found")
         return {}
     with p.open("rb") as f:
         return tomllib.load(f).get("desk", {})
