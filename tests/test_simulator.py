@@ -101,11 +101,13 @@ def test_every_fraud_type_with_victims_of_the_right_ages(city: dict) -> None:
     games = [v["age"] for v in victims if v["fraud_type"] == "game_item_trade"]
     care = [v["age"] for v in victims if v["fraud_type"] == "elderly_care"]
     assert max(games) <= 22 and statistics.median(care) >= 60
-    # Elderly people and students are the most targeted: over-represented among victims.
-    share = Counter(v["age_group"] for v in victims)
-    pop = Counter(r["value"]["birth_year"] for r in city["records"][:PERSONS])
-    elderly_pop = sum(n for y, n in pop.items() if 2026 - y >= 60) / PERSONS
-    assert share["elderly"] / len(victims) > elderly_pop
+    # Elderly people and students are the most targeted: more victims per head than adults.
+    hit = Counter(v["age_group"] for v in victims)
+    groups = city["cfg"]["population"]["age_groups"]
+    heads = Counter(next(g for g, x in groups.items() if x["ages"][0] <= 2026 - r["value"][
+        "birth_year"] <= x["ages"][1]) for r in city["records"][:PERSONS])
+    rate = {g: hit[g] / heads[g] for g in heads}
+    assert rate["elderly"] > rate["adult"] and rate["student"] > rate["adult"]
 
 
 def test_rhythms(city: dict) -> None:

@@ -264,6 +264,13 @@ class Fraud:
             self.watch(t0, "msisdn", num, "national_center", 0.6, None)
         for num in city.book.cards(["ICBC"] * noise):
             self.watch(t0, "account", num, "national_center", 0.6, None)
+        # Recycled numbers: once used in fraud, listed, now an honest person's line (here an
+        # out-of-town contact who calls family in the city, sometimes for long).
+        ext = city.services.external
+        k = min(len(ext), round(city.pop.n * fc["watch_recycled_per_10k"] / 10_000))
+        for j in sorted(rng.choice(len(ext), size=k, replace=False).tolist()):
+            self.watch(t0, "msisdn", ext[j], "national_center", 0.7, None)
+            city.truth.lookalike("recycled_watchlisted_number", msisdn=ext[j])
         # A courier line listed by mistake after complaints, and taken off again.
         for num in city.services.couriers:
             if rng.random() < fc["watch_false_courier"]:
