@@ -107,5 +107,12 @@ def test_loop_runs_with_the_real_core(tmp_path: Path) -> None:
     loop = closed_loop(1500, 3, 5, tmp_path / "loop.jsonl", Core, overrides=BOOST)
     r = loop.report
     assert r["loss_without_pipeline_fen"] >= r["loss_with_pipeline_fen"] >= 0
+    created = {}
     for task in loop.responder.tasks:
         validate("warning-tasks", task)
+        created[task["task_id"]] = parse(task["created_time"]).ms
+    # Desks and banks never act before the evidence of a task existed.
+    for line in (tmp_path / "loop.jsonl").open("rb"):
+        rec = orjson.loads(line)
+        if rec["topic"] == "task-outcomes":
+            assert parse(rec["value"]["event_time"]).ms >= created[rec["value"]["task_id"]]

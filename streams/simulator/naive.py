@@ -127,3 +127,19 @@ def evaluate(replay: str | Path, truth: str | Path, large_cny: int = 5000,
         else None,
     }
     return out
+
+
+def main() -> None:
+    """``python -m streams.simulator.naive REPLAY TRUTH [LARGE_CNY] [WARMUP_DAYS]``"""
+    import json
+    import sys
+
+    args = sys.argv[1:]
+    if len(args) < 2:
+        raise SystemExit(main.__doc__)
+    extra = [int(x) for x in args[2:4]]
+    print(json.dumps(evaluate(args[0], args[1], *extra), indent=2))
+
+
+if __name__ == "__main__":
+    main()

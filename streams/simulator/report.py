@@ -125,6 +125,7 @@ def plot_losses(r: dict[str, Any], path: str | Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     types = list(r["loss_by_type_fen"])
     off = [r["loss_by_type_fen"][t]["without"] / 100 for t in types]
@@ -135,6 +136,7 @@ def plot_losses(r: dict[str, Any], path: str | Path) -> None:
     ax.barh([i - 0.2 for i in y], on, height=0.4, label="with the pipeline", color="#48a")
     ax.set_yticks(list(y), [t.replace("_", " ") for t in types])
     ax.set_xlabel("losses, CNY (net of stop-payments)")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
     ax.set_title(f"Losses by fraud type: {r['persons']:,} persons, {r['days']} days, "
                  f"seed {r['seed']}")
     ax.legend(loc="lower right")
@@ -149,7 +151,8 @@ def pick_episode(city: City, responder: Responder) -> Any:
     for ep in city.fraud.episodes:
         pid = f"P{ep.victim:07d}"
         n_tasks = sum(t["person_id"] == pid for t in responder.tasks)
-        s = n_tasks * 3 + len(ep.payments) + (5 if ep.warned < NEVER else 0)
+        s = (n_tasks * 3 + len(ep.payments) + (5 if ep.warned < NEVER else 0)
+             + (5 if ep.end <= city.engine.horizon else 0))
         if s > score and ep.payments:
             best, score = ep, s
     return best
@@ -193,6 +196,12 @@ def plot_episode(city: City, responder: Responder, path: str | Path, ep: Any = N
             t = parse(task["created_time"]).ms
             ax.plot(h(t), 2, marks.get(task["action"], "x"), color="#48a", markersize=8)
             ax.annotate(task["action"], (h(t), 2.15), fontsize=7, rotation=30)
+    if ep.dissuaded < NEVER:
+        ax.axvline(h(ep.dissuaded), color="#2a2", linestyle="--", linewidth=1)
+        ax.annotate("dissuaded", (h(ep.dissuaded), 3.6), fontsize=8, color="#2a2")
+    if ep.end > city.engine.horizon:
+        ax.axvline(h(city.engine.horizon), color="#666", linestyle=":", linewidth=1)
+        ax.annotate("end of run", (h(city.engine.horizon), 3.6), fontsize=8, color="#666")
     ax.set_yticks([1, 2, 3], ["transfers", "warning tasks", "fraud calls / SMS"])
     ax.set_ylim(0.5, 3.8)
     ax.set_xlabel(f"hours since the episode began ({city.clock.fmt(t0)})")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from streams.contract import INPUT_TOPICS
+from streams.eventtime import parse
 
 from .clock import HOUR, MINUTE, SECOND
 from .fraud import NEVER, Episode
@@ -80,6 +81,9 @@ class Responder:
         self._seen.add(task["task_id"])
         self.tasks.append(task)
         rng, c, eng = self.rng, self.cfg, self.city.engine
+        # A call record is emitted at the call's start (its event time) but carries its duration:
+        # nobody may act on a task before the moment its evidence really existed.
+        t = max(t, parse(task["created_time"]).ms)
         action = task["action"]
         if action == "call":
             d = c["desk_call_delay_min_median"] * np.exp(c["desk_call_delay_sigma"]
