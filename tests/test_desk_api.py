@@ -183,11 +183,13 @@ def test_intake_counts_invalid_and_duplicate_records(client: TestClient) -> None
     intake.handle(b"{not json")
     intake.handle(orjson.dumps({**task(D), "priority": 9}))
     intake.handle(orjson.dumps({k: v for k, v in task(D).items() if k != "contact_msisdn"}))
-    assert (intake.stored, intake.duplicates, intake.rejected) == (1, 1, 3)
+    intake.handle(orjson.dumps(task(D, "hold", amount_fen=2**63 + 5)))  # valid, past BIGINT
+    assert (intake.stored, intake.duplicates, intake.rejected) == (1, 1, 4)
     text = client.get("/metrics", auth=basic("ops")).text
     assert 'zt_desk_tasks_rejected_total{reason="malformed"} 1.0' in text
     assert 'zt_desk_tasks_stored_total{action="call"} 1.0' in text
     assert "zt_desk_tasks_duplicate_total 1.0" in text
+    assert 'zt_desk_tasks_rejected_total{reason="unstorable"} 1.0' in text
 
 
 def login(c: TestClient, name: str, password: str = "test-pass") -> str:

@@ -12,6 +12,7 @@ import threading
 
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from services.desk.metrics import DeskMetrics
 from services.desk.storage import TaskStore
@@ -39,7 +40,17 @@ class TaskIntake(threading.Thread):
             log.warning("rejected a warning-tasks record: %s", got.reason)
             return
         assert got.value is not None
-        if self.store.add_task(got.value):
+        try:
+            added = self.store.add_task(got.value)
+        except (OperationalError, InterfaceError):
+            raise  # storage away: the run loop waits; offsets uncommitted, so nothing is lost
+        except (SQLAlchemyError, OverflowError) as e:
+            # Valid by the contract but beyond what storage holds (e.g. an amount past BIGINT).
+            self.rejected += 1
+            self.metrics.tasks_rejected.labels("unstorable").inc()
+            log.warning("could not store warning task: %s", type(e).__name__)
+            return
+        if added:
             self.stored += 1
             self.metrics.tasks_stored.labels(got.value["action"]).inc()
         else:
@@ -52,6 +63,9 @@ class TaskIntake(threading.Thread):
                 self._consume()
             except KafkaError as e:  # broker away: wait and reconnect, never die
                 log.warning("warning-tasks intake: %s; retrying", e)
+                self.stopping.wait(2.0)
+            except Exception:  # storage away, or a bug: log it, keep the intake alive
+                log.exception("warning-tasks intake failed; retrying")
                 self.stopping.wait(2.0)
 
     def _consume(self) -> None:
