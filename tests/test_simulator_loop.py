@@ -116,3 +116,28 @@ def test_loop_runs_with_the_real_core(tmp_path: Path) -> None:
         rec = orjson.loads(line)
         if rec["topic"] == "task-outcomes":
             assert parse(rec["value"]["event_time"]).ms >= created[rec["value"]["task_id"]]
+
+
+def test_cli_city_and_closed_loop(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from streams.simulator.cli import simulate as command
+
+    app = typer.Typer()
+    app.command()(command)
+    app.command("noop")(lambda: None)  # two commands, so the sub-command name is used
+    runner = CliRunner()
+    out = tmp_path / "city.jsonl"
+    r = runner.invoke(app, ["simulate", "--persons", "400", "--days", "2", "--out", str(out),
+                            "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert out.stat().st_size > 0 and (tmp_path / "city.truth.jsonl").exists()
+    r = runner.invoke(app, ["simulate", "--persons", "1500", "--days", "3", "--respond",
+                            "--out", str(tmp_path / "loop.jsonl"), "--plots",
+                            str(tmp_path / "plots"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    report = orjson.loads((tmp_path / "plots" / "report.json").read_bytes())
+    assert {"zero_transfer_rate", "loss_prevented_fen", "holds", "visits"} <= set(report)
+    for png in ("losses_by_type.png", "episode.png"):
+        assert (tmp_path / "plots" / png).read_bytes()[:4] == b"\x89PNG"

@@ -166,7 +166,12 @@ def plot_episode(city: City, responder: Responder, path: str | Path, ep: Any = N
     import matplotlib.pyplot as plt
 
     ep = ep or pick_episode(city, responder)
-    if ep is None:
+    if ep is None:  # a city too small or too short to hold a fraud with a transfer
+        fig, ax = plt.subplots(figsize=(10, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no fraud episode with a transfer in this run", ha="center")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
         return
     t0 = ep.start
     hours = 3_600_000
