@@ -16,7 +16,6 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -265,10 +264,3 @@ class Prometheus:
 def value(sample: dict[str, Any]) -> float:
     return float(sample["value"][1])
 
-
-def run_prometheus(config: dict[str, Any], rule_files: list[Path]) -> Iterator[Prometheus]:
-    p = Prometheus(config, rule_files)
-    try:
-        yield p.start()
-    finally:
-        p.stop()
