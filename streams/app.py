@@ -105,7 +105,8 @@ _lanes: Lanes | None = None
 def lanes() -> Lanes:
     global _lanes
     if _lanes is None:
-        _lanes = Lanes(LaneConfig(bootstrap=settings.bootstrap, group=GROUP))
+        _lanes = Lanes(LaneConfig(bootstrap=settings.bootstrap, group=GROUP,
+                                  max_wait_s=float(os.environ.get("ZT_MAX_WAIT_MS", "100")) / 1000))
     return _lanes
 
 

@@ -29,7 +29,7 @@ ConfigFile = Annotated[str | None, typer.Option("--config", help="Config file (T
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -143,14 +143,14 @@ def replay(
         table.add_row(t, f"{summary.records[t]:,}", f"{summary.rejected[t]:,}")
     out.print(table)
     tasks = ", ".join(f"{a} {n:,}" for a, n in sorted(summary.tasks.items())) or "none"
-    out.print(f"tasks: {tasks} -> {summary.tasks_path}")
+    out.print(f"tasks: {tasks} -> {summary.tasks_path}", soft_wrap=True)
     rejected = sum(summary.rejected.values())
     out.print(f"rejected: {rejected:,} -> {summary.dead_letter_path}"
               + (f" ({', '.join(f'{k} {v}' for k, v in sorted(summary.reasons.items()))})"
-                 if rejected else ""))
+                 if rejected else ""), soft_wrap=True)
     out.print(f"{summary.lines:,} lines in {summary.seconds:.2f} s "
               f"({summary.records_per_s:,.0f} records/s); duplicates {summary.duplicates}, "
-              f"late {summary.late}")
+              f"late {summary.late}", soft_wrap=True)
 
 
 @app.command()

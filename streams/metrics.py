@@ -14,6 +14,9 @@ RECORDS_CONSUMED = Counter(
 RECORDS_REJECTED = Counter(
     "zt_records_rejected_total",
     "Input records rejected to dead-letter, by topic and reason class.", ["topic", "reason"])
+RECORDS_DECIDED = Counter(
+    "zt_records_decided_total",
+    "Person events released from the event-time buffer and decided, by topic.", ["topic"])
 RECORDS_DUPLICATE = Counter(
     "zt_records_duplicate_total", "Records seen again with the same event_id (no effect).")
 RECORDS_LATE = Counter(

@@ -35,11 +35,11 @@ def _config_file(path: str | None) -> dict:
 
 
 def load(bootstrap: str | None = None, config: str | None = None) -> Settings:
+    conf = _config_file(config).get("kafka", {})  # an explicit file that is missing is an error
     if bootstrap:
         return Settings(bootstrap, "--bootstrap flag")
     if os.environ.get("ZT_KAFKA"):
         return Settings(os.environ["ZT_KAFKA"], "ZT_KAFKA")
-    conf = _config_file(config).get("kafka", {})
     if conf.get("bootstrap"):
         return Settings(str(conf["bootstrap"]), "config file")
     return Settings()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from streams.broker import EmbeddedBroker, free_port
+from streams.processes import WorkerProcess
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -26,63 +27,6 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 def unique() -> str:
     """A short unique suffix for consumer groups and ids, so tests sharing a broker don't mix."""
     return uuid.uuid4().hex[:10]
-
-
-class Worker:
-    """A real ``zt worker`` process against the session broker."""
-
-    def __init__(self, bootstrap: str, log: Path, group: str):
-        import subprocess
-        import sys
-
-        self.metrics_port = free_port()
-        self.log = log
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--bootstrap", bootstrap,
-             "--metrics-port", str(self.metrics_port), "--loglevel", "info", "--group", group],
-            stdout=log.open("wb"), stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.metrics_port}/metrics"
-
-    def metric(self, name: str, **labels: str) -> float:
-        """Current value of one sample on the worker's /metrics (0 if absent)."""
-        import urllib.request
-
-        from prometheus_client.parser import text_string_to_metric_families
-
-        text = urllib.request.urlopen(self.metrics_url, timeout=2).read().decode()
-        total = 0.0
-        for fam in text_string_to_metric_families(text):
-            for s in fam.samples:
-                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                    total += s.value
-        return total
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        """Ready when /metrics answers and both consumer groups have partitions."""
-        import time
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited: {self.log.read_text()[-2000:]}")
-            text = self.log.read_text(errors="replace")
-            if text.count("Setting newly assigned partitions") >= 2 and \
-                    "global tables loaded" in text:
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"worker not ready in {timeout} s: {self.log.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except Exception:
-                self.proc.kill()
 
 
 @pytest.fixture
@@ -104,11 +48,11 @@ def fresh_topics(broker: EmbeddedBroker) -> EmbeddedBroker:
 
 @pytest.fixture
 def worker_factory(fresh_topics: EmbeddedBroker, tmp_path: Path, unique: str):
-    started: list[Worker] = []
+    started: list[WorkerProcess] = []
 
-    def make() -> Worker:
-        w = Worker(fresh_topics.bootstrap, tmp_path / f"worker-{len(started)}.log",
-                   group=f"zt-test-{unique}")
+    def make() -> WorkerProcess:
+        w = WorkerProcess(fresh_topics.bootstrap, tmp_path / f"worker-{len(started)}.log",
+                          group=f"zt-test-{unique}")
         started.append(w)
         return w
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import orjson
@@ -18,20 +17,11 @@ def _reference() -> list[tuple[str, dict]]:
     return [("registry", contract.example("registry")), ("watchlist", contract.example("watchlist"))]
 
 
-def _wait_metric(worker, name: str, at_least: float, timeout: float = 20.0, **labels: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if worker.metric(name, **labels) >= at_least:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{name}{labels} stayed below {at_least}")
-
-
 def test_contract_examples_in_a_call_task_out(worker_factory, fresh_topics):
     w = worker_factory()
     w.wait_ready()
     feed.produce(fresh_topics.bootstrap, _reference())
-    _wait_metric(w, "zt_reference_entries", 1, table="watchlist")
+    w.wait_metric("zt_reference_entries", 1, table="watchlist")
     feed.produce(fresh_topics.bootstrap, [("calls", contract.example("calls"))])
     tasks = feed.read(fresh_topics.bootstrap, "warning-tasks", until=1, timeout_s=20)
     assert len(tasks) == 1
@@ -42,7 +32,7 @@ def test_contract_examples_in_a_call_task_out(worker_factory, fresh_topics):
     assert task["evidence"] == ["cdr-20260301-000001"]
     assert task["reasons"][0]["code"] == "CALL_FROM_WATCHLISTED_NUMBER"
     assert "+8617012345678" not in orjson.dumps(task).decode()  # the fraud line is masked
-    _wait_metric(w, "zt_tasks_emitted_total", 1, action="call")
+    w.wait_metric("zt_tasks_emitted_total", 1, action="call")
     assert w.metric("zt_event_to_task_seconds_count") >= 1
 
 
@@ -65,7 +55,7 @@ def test_invalid_record_goes_to_dead_letter_with_reason(worker_factory, fresh_to
     assert by_topic["transactions"]["reason"].startswith("transactions: not JSON")
     assert by_topic["transactions"]["raw"] == "{not json"
     assert "is a required property" in by_topic["watchlist"]["reason"]
-    _wait_metric(w, "zt_records_rejected_total", 1, topic="calls", reason="invalid_value")
+    w.wait_metric("zt_records_rejected_total", 1, topic="calls", reason="invalid_value")
     assert w.proc.poll() is None  # bad input never stops a worker
 
 
@@ -73,10 +63,10 @@ def test_a_record_delivered_twice_gives_one_task(worker_factory, fresh_topics):
     w = worker_factory()
     w.wait_ready()
     feed.produce(fresh_topics.bootstrap, _reference())
-    _wait_metric(w, "zt_reference_entries", 1, table="watchlist")
+    w.wait_metric("zt_reference_entries", 1, table="watchlist")
     call = contract.example("calls")
     feed.produce(fresh_topics.bootstrap, [("calls", call), ("calls", call)])
-    _wait_metric(w, "zt_records_duplicate_total", 1)
+    w.wait_metric("zt_records_duplicate_total", 1)
     tasks = feed.read(fresh_topics.bootstrap, "warning-tasks", timeout_s=10, idle_s=2)
     assert len(tasks) == 1
 
@@ -99,7 +89,7 @@ def test_replay_and_worker_give_the_same_tasks(worker_factory, fresh_topics, tmp
     activity = [(e["topic"], e["value"]) for e in lines if e["topic"] not in ("registry", "watchlist")]
     feed.produce(fresh_topics.bootstrap, reference)
     n_watch = len({v["value"] for t, v in reference if t == "watchlist"})
-    _wait_metric(w, "zt_reference_entries", n_watch, table="watchlist")
+    w.wait_metric("zt_reference_entries", n_watch, table="watchlist")
     feed.produce(fresh_topics.bootstrap, activity)
     got = [m.value for m in feed.read_messages(fresh_topics.bootstrap, "warning-tasks",
                                                 until=len(expected), timeout_s=30)]

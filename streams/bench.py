@@ -1,0 +1,268 @@
+"""``zt bench``: the pipeline's speed on the embedded broker, measured, not asserted.
+
+Phases, all in one run so the figures can be compared as ratios on a shared, noisy machine:
+
+1. **replay**: the core alone over the bench records from a file (no broker).
+2. **transport**: the raw passthrough, a lean consumer that forwards the same records unchanged
+   to another topic (what the broker and client allow at all).
+3. **saturation**: the records are on the broker before the worker starts; the worker drains
+   them; events/s = records / (last decided - first consumed), read from its /metrics.
+4. **latency**: records offered at a fixed rate (default 5,000/s) for some seconds with the
+   worker keeping up; event-to-task latency from each input message's broker timestamp to its
+   task's broker timestamp (p50/p99), and the worker's own histogram.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from rich.console import Console
+from rich.table import Table
+
+from streams import feed
+from streams.broker import EmbeddedBroker, free_port
+from streams.eventtime import fmt, parse
+from streams.processes import WorkerProcess
+from streams.replay import replay
+
+BASE = parse("2026-03-01T08:00:00+08:00")
+TRIGGER_EVERY = 50  # one call in 50 is a long call from a watch-listed line: a task
+
+
+class BenchCity:
+    """Synthetic but contract-valid bench traffic: registered persons, a few listed lines."""
+
+    def __init__(self, persons: int = 20_000, listed: int = 1000, seed: int = 7):
+        self.persons, self.listed = persons, listed
+        self.rng = np.random.default_rng(seed)
+
+    def msisdn(self, i: int) -> str:
+        return f"+86139{i:08d}"
+
+    def account(self, i: int) -> str:
+        return f"62220202{i:010d}"
+
+    def line(self, i: int) -> str:
+        return f"+86170{i:08d}"
+
+    def reference(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        t = fmt(BASE.ms - 86_400_000, BASE.offset_min)
+        for i in range(self.persons):
+            yield "registry", {
+                "event_id": f"reg-{i}", "event_time": t, "op": "upsert", "person_id": f"P{i:08d}",
+                "birth_year": 1940 + i % 70, "district": f"3716{i % 20:02d}",
+                "msisdns": [self.msisdn(i)], "accounts": [{"bank": "ICBC", "account": self.account(i)}],
+            }
+        for j in range(self.listed):
+            yield "watchlist", {
+                "event_id": f"wl-{j}", "event_time": t, "op": "add", "kind": "msisdn",
+                "value": self.line(j), "category": "fraud_number", "source": "bench",
+                "confidence": 0.9,
+            }
+
+    def traffic(self, n: int, start: int = 0, ms_per_record: float = 1.0,
+                base_ms: int | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``n`` records, ``start`` numbering them; event time advances ``ms_per_record``."""
+        base = BASE.ms if base_ms is None else base_ms
+        persons = self.persons
+        for k in range(start, start + n):
+            t = fmt(base + int(k * ms_per_record), BASE.offset_min)
+            p = (k * 7919) % persons
+            if k % 5 == 4:
+                yield "transactions", {
+                    "event_id": f"tx-{k}", "event_time": t, "txn_id": f"T{k}", "status": "completed",
+                    "bank": "ICBC", "payer_account": self.account(p), "payee_account": self.account(
+                        (p + 1) % persons), "payee_bank": "ICBC", "amount_fen": 10_000 + k % 977,
+                    "currency": "CNY", "channel": "mobile_app",
+                }
+                continue
+            trigger = k % TRIGGER_EVERY == 0
+            yield "calls", {
+                "event_id": f"cdr-{k}", "event_time": t, "carrier": "CMCC", "kind": "voice",
+                "caller": self.line(k // TRIGGER_EVERY % self.listed) if trigger else self.msisdn(
+                    (p + 17) % persons),
+                "callee": self.msisdn((k // TRIGGER_EVERY) % persons) if trigger else self.msisdn(p),
+                "answered": True, "duration_s": 900 if trigger else 30 + k % 200,
+                "caller_origin": "virtual" if trigger else "domestic",
+            }
+
+
+def run_bench(records: int, rate: int, seconds: float, out: Path, console: Console | None = None,
+              persons: int = 20_000) -> int:
+    con = console or Console()
+    work = Path(tempfile.mkdtemp(prefix="zt-bench-"))
+    city = BenchCity(persons=persons)
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "params": {"records": records, "rate": rate, "seconds": seconds, "persons": persons,
+                   "tasks_per_records": 1 / TRIGGER_EVERY},
+    }
+
+    # 1. replay: the core alone
+    events = work / "events.jsonl"
+    with events.open("wb") as f:
+        for topic, value in [*city.reference(), *city.traffic(records)]:
+            f.write(orjson.dumps({"topic": topic, "value": value}) + b"\n")
+    s = replay(events, work / "tasks.jsonl")
+    results["replay"] = {"records": s.lines, "seconds": round(s.seconds, 3),
+                         "records_per_s": round(s.records_per_s)}
+    con.print(f"replay: {s.lines:,} records in {s.seconds:.2f} s = {s.records_per_s:,.0f}/s")
+
+    broker = EmbeddedBroker(port=free_port(), log_path=work / "broker.log").start()
+    worker: WorkerProcess | None = None
+    try:
+        # 2. the records on the broker, then the transport's raw passthrough
+        t0 = time.perf_counter()
+        feed.produce(broker.bootstrap, city.reference())
+        n = feed.produce(broker.bootstrap, city.traffic(records))
+        produce_s = time.perf_counter() - t0
+        results["produce"] = {"records": n + persons + city.listed, "seconds": round(produce_s, 2)}
+        con.print(f"produced {n:,} traffic records (+ reference) in {produce_s:.1f} s")
+        pt = asyncio.run(_passthrough(broker.bootstrap, n))
+        results["transport_passthrough"] = pt
+        con.print(f"transport passthrough: {pt['events_per_s']:,.0f} events/s")
+
+        # 3. saturation: the worker drains the backlog
+        worker = WorkerProcess(broker.bootstrap, work / "worker.log", group="zt-bench")
+        worker.wait_ready(timeout=60)
+        first = _wait_until(lambda: worker.metric("zt_records_consumed_total", topic="calls") > 0, 60)
+        routed = n  # every bench record concerns a registered person
+        last = _wait_until(lambda: worker.metric("zt_records_decided_total") >= routed, 600)
+        sat = routed / (last - first)
+        tasks_sat = worker.metric("zt_tasks_emitted_total")
+        results["saturation"] = {"records": routed, "seconds": round(last - first, 2),
+                                 "events_per_s": round(sat), "tasks": int(tasks_sat),
+                                 "ratio_to_transport": round(sat / pt["events_per_s"], 3)}
+        con.print(f"worker saturation: {sat:,.0f} events/s ({sat / pt['events_per_s']:.0%} of transport)")
+
+        # 4. latency at a fixed offered rate
+        lat = _latency_phase(broker.bootstrap, city, worker, start=records, rate=rate, seconds=seconds)
+        results["latency"] = lat
+        con.print(f"at {rate:,}/s offered: {lat['achieved_events_per_s']:,.0f}/s through, "
+                  f"p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms (broker timestamps)")
+    finally:
+        if worker is not None:
+            worker.stop()
+        broker.stop()
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    _table(con, results)
+    con.print(f"results: {out}")
+    return 0
+
+
+def _wait_until(cond, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return time.perf_counter()
+        time.sleep(0.05)
+    raise TimeoutError(f"bench condition not met in {timeout:.0f} s")
+
+
+async def _passthrough(bootstrap: str, n: int) -> dict[str, Any]:
+    consumer = AIOKafkaConsumer("calls", "transactions", bootstrap_servers=bootstrap,
+                                group_id="zt-bench-passthrough", auto_offset_reset="earliest",
+                                enable_auto_commit=False, session_timeout_ms=6000,
+                                heartbeat_interval_ms=1000, max_partition_fetch_bytes=4 << 20)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks=1)
+    await consumer.start()
+    await producer.start()
+    try:
+        seen, started = 0, None
+        while seen < n:
+            batches = await consumer.getmany(timeout_ms=100, max_records=5000)
+            if started is None and batches:
+                started = time.perf_counter()
+            futs = [await producer.send("zt-bench-forward", m.value, key=m.key)
+                    for msgs in batches.values() for m in msgs]
+            seen += len(futs)
+            await asyncio.gather(*futs)
+            await consumer.commit()
+        secs = time.perf_counter() - (started or time.perf_counter())
+        return {"records": seen, "seconds": round(secs, 2), "events_per_s": round(seen / secs)}
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def _latency_phase(bootstrap: str, city: BenchCity, worker: WorkerProcess, start: int, rate: int,
+                   seconds: float) -> dict[str, Any]:
+    total = int(rate * seconds)
+    prod = feed.producer(bootstrap)
+    sent_at: dict[str, int] = {}
+    before_tasks = worker.metric("zt_tasks_emitted_total")
+    hist_before = _histogram(worker)
+    t0 = time.perf_counter()
+    base_ms = int(time.time() * 1000)  # a live feed: event time advances with the wall clock
+    futures = []
+    for i, (topic, value) in enumerate(city.traffic(total, start=start, ms_per_record=1000 / rate,
+                                                    base_ms=base_ms)):
+        due = t0 + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        futures.append((value["event_id"], feed.send(prod, topic, value)))
+    prod.flush(30)
+    offered_s = time.perf_counter() - t0
+    for eid, fut in futures:
+        md = fut.get(timeout=10)
+        sent_at[eid] = md.timestamp
+    prod.close(5)
+    want = sum(1 for k in range(start, start + total) if k % 5 != 4 and k % TRIGGER_EVERY == 0)
+    _wait_until(lambda: worker.metric("zt_tasks_emitted_total") >= before_tasks + want, 120)
+    through_s = time.perf_counter() - t0
+    lat = []
+    for m in feed.read_messages(bootstrap, "warning-tasks", timeout_s=60, idle_s=2.0):
+        task = orjson.loads(m.value)
+        sent = sent_at.get(task["evidence"][0])
+        if sent is not None:
+            lat.append(m.timestamp - sent)
+    arr = np.array(lat, dtype=float)
+    hist = _histogram(worker, minus=hist_before)
+    return {
+        "offered_rate": rate, "records": total, "offer_seconds": round(offered_s, 2),
+        "achieved_events_per_s": round(total / through_s), "tasks": len(lat),
+        "p50_ms": round(float(np.percentile(arr, 50)), 1) if len(arr) else None,
+        "p99_ms": round(float(np.percentile(arr, 99)), 1) if len(arr) else None,
+        "max_ms": round(float(arr.max()), 1) if len(arr) else None,
+        "worker_histogram_le_seconds": hist,
+    }
+
+
+def _histogram(worker: WorkerProcess, minus: dict[str, float] | None = None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, labels, value in worker.samples():
+        if name == "zt_event_to_task_seconds_bucket":
+            out[labels["le"]] = value - (minus or {}).get(labels["le"], 0.0)
+    return out
+
+
+def _table(con: Console, r: dict[str, Any]) -> None:
+    t = Table(title="zt bench (embedded broker, one worker process, this machine)")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    t.add_row("replay, core alone", f"{r['replay']['records_per_s']:,} records/s")
+    t.add_row("transport passthrough", f"{r['transport_passthrough']['events_per_s']:,} events/s")
+    t.add_row("worker at saturation", f"{r['saturation']['events_per_s']:,} events/s")
+    t.add_row("worker / transport", f"{r['saturation']['ratio_to_transport']:.0%}")
+    lat = r["latency"]
+    t.add_row(f"offered {lat['offered_rate']:,}/s: through", f"{lat['achieved_events_per_s']:,} events/s")
+    t.add_row("event-to-task p50", f"{lat['p50_ms']} ms")
+    t.add_row("event-to-task p99", f"{lat['p99_ms']} ms")
+    con.print(t)

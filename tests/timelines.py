@@ -1,0 +1,42 @@
+"""Hand-built event timelines for core tests: one small city, records built by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.eventtime import fmt, parse
+
+T0 = parse("2026-03-01T09:00:00+08:00").ms
+OFFSET = 480
+LINE = "+8617012345678"  # a fraud line
+VICTIM_MSISDN = "+8613912345678"
+VICTIM_ACCOUNT = "6222020200112233445"
+
+
+def at(minutes: float) -> str:
+    return fmt(T0 + int(minutes * 60_000), OFFSET)
+
+
+def person(pid: str = "P1", birth_year: int = 1980, msisdn: str = VICTIM_MSISDN,
+           account: str = VICTIM_ACCOUNT, district: str = "371602", eid: str | None = None) -> tuple:
+    return ("registry", {"event_id": eid or f"reg-{pid}", "event_time": at(-600), "op": "upsert",
+                         "person_id": pid, "birth_year": birth_year, "district": district,
+                         "msisdns": [msisdn], "accounts": [{"bank": "ICBC", "account": account}]})
+
+
+def listed(value: str = LINE, minute: float = -60, op: str = "add", confidence: float = 0.9,
+           eid: str | None = None) -> tuple:
+    return ("watchlist", {"event_id": eid or f"wl-{op}-{value}-{minute}", "event_time": at(minute),
+                          "op": op, "kind": "msisdn", "value": value, "category": "fraud_number",
+                          "source": "national_center", "confidence": confidence})
+
+
+def call(minute: float, duration_s: int, caller: str = LINE, callee: str = VICTIM_MSISDN,
+         answered: bool = True, kind: str = "voice", eid: str | None = None,
+         origin: str = "virtual") -> tuple:
+    v: dict[str, Any] = {"event_id": eid or f"cdr-{minute}-{caller}-{callee}", "event_time": at(minute),
+                         "carrier": "CMCC", "kind": kind, "caller": caller, "callee": callee,
+                         "duration_s": duration_s, "caller_origin": origin}
+    if kind == "voice":
+        v["answered"] = answered
+    return ("calls", v)
