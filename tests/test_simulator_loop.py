@@ -41,8 +41,11 @@ class PayeeCore:
                 "reasons": [{"code": "TEST", "detail": "large transfer to an outside account"}],
                 "evidence": [v["event_id"]], "model_version": "test", "ruleset_version": "test"}
         tasks = []
+        actions: list[tuple[str, dict[str, Any]]] = [("call", {"contact_msisdn": phone})]
+        if v["amount_fen"] >= 1_000_000:
+            actions.append(("visit", {}))
         for action, extra in (
-            ("call", {"contact_msisdn": phone}),
+            *actions,
             ("hold", {"bank": v["bank"], "txn_id": v["txn_id"], "account": v["payer_account"],
                       "amount_fen": v["amount_fen"]}),
             ("stop_payment", {"bank": v["payee_bank"], "txn_id": v["txn_id"],
@@ -86,7 +89,8 @@ def test_desks_and_banks_cut_losses(tmp_path: Path) -> None:
         prev = t
         if rec["topic"] == "task-outcomes":
             outcomes.append(rec["value"])
-    assert {o["result"] for o in outcomes} >= {"held", "dissuaded"}
+    assert {o["result"] for o in outcomes} >= {"held", "dissuaded", "visited", "stopped"}
+    assert r["visits"] > 0
     # A stop-payment recovers only what the mule had not moved on.
     for mule in loop.city.fraud.mules:
         assert mule.stopped_fen + mule.drained_fen <= mule.received_fen
