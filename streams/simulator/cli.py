@@ -45,6 +45,13 @@ def simulate(
     from .report import city_table, loop_table, plot_episode, plot_losses
     from .run import build_city, closed_loop, run_city
 
+    if respond and broker:
+        err.print("[bold red]error:[/] --respond runs the loop in-process to a file; "
+                  "drop --broker")
+        raise typer.Exit(2)
+    if speed < 0:
+        err.print("[bold red]error:[/] --speed must be 0 (unpaced) or positive")
+        raise typer.Exit(2)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     truth = truth or out_path.with_name(out_path.name.removesuffix(".jsonl") + ".truth.jsonl")
     with Progress(TextColumn("simulate"), BarColumn(), TextColumn("{task.description}"),
