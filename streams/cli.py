@@ -82,7 +82,10 @@ def topics(
 def worker(
     bootstrap: Bootstrap = None,
     config: ConfigFile = None,
-    metrics_port: Annotated[int, typer.Option(help="Port of /metrics on 127.0.0.1.")] = 9410,
+    metrics_port: Annotated[int, typer.Option(help="Port of /metrics.")] = 9410,
+    metrics_host: Annotated[str, typer.Option(
+        envvar="ZT_METRICS_HOST", help="Address of /metrics: loopback, except in a container "
+        "scraped from another one.")] = "127.0.0.1",
     loglevel: Annotated[str, typer.Option(help="debug, info, warn or error.")] = "warn",
     group: Annotated[str, typer.Option(
         envvar="ZT_GROUP", help="Name of this pipeline's consumer groups on the cluster.")] = "zt",
@@ -100,12 +103,12 @@ def worker(
     from streams.app import app as faust_app
 
     try:
-        metrics.serve(metrics_port)
+        metrics.serve(metrics_port, metrics_host)
     except OSError as e:
-        _fail(f"cannot serve /metrics on 127.0.0.1:{metrics_port}: {e.strerror}")
+        _fail(f"cannot serve /metrics on {metrics_host}:{metrics_port}: {e.strerror}")
     logging.basicConfig(level=loglevel.upper().replace("WARN", "WARNING"))
     err.print(f"worker: broker {s.bootstrap} ({s.source}); "
-              f"metrics http://127.0.0.1:{metrics_port}/metrics")
+              f"metrics http://{metrics_host}:{metrics_port}/metrics")
     uvloop.install()
     w = faust.Worker(faust_app, loglevel=loglevel, quiet=True)
     w.execute_from_commandline()
@@ -177,6 +180,18 @@ def bench(
     from streams.bench import run_bench
 
     sys.exit(run_bench(records=records, rate=rate, seconds=seconds, out=out_path, console=out))
+
+
+def _register_parts() -> None:
+    """Commands of the other parts of the flow, imported only when run."""
+    from services.desk.cli import desk
+    from streams.simulator.cli import simulate
+
+    app.command("desk")(desk)
+    app.command("simulate")(simulate)
+
+
+_register_parts()
 
 
 def main() -> None:

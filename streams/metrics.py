@@ -50,6 +50,15 @@ LAST_EVENT_TIME = Gauge(
 BUILD = Info("zt_build", "Versions in force in this process.")
 
 
+# Every series exists from the start, so rate() and increase() count a first batch too.
+for _topic in ("registry", "watchlist", "calls", "transactions", "case-reports", "task-outcomes"):
+    RECORDS_CONSUMED.labels(_topic)
+for _action in ("call", "visit", "hold", "stop_payment"):
+    TASKS_EMITTED.labels(_action)
+for _stage in ("ingest", "decide"):
+    BATCH_SECONDS.labels(_stage)
+
+
 def serve(port: int, host: str = "127.0.0.1") -> None:
     """Serve /metrics on ``host:port`` (loopback by default) from a daemon thread."""
     start_http_server(port, addr=host)

@@ -77,5 +77,5 @@ def load(bootstrap: str | None = None, db: str | None = None, users: str | None 
                                   or DEFAULT_DB),
         secret=key,
         users=who,
-        group_id=group_id or conf.get("group_id") or "zt-desk",
+        group_id=group_id or conf.get("group_id") or f"{os.environ.get('ZT_GROUP', 'zt')}-desk",
     )
