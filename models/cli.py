@@ -1,0 +1,198 @@
+"""``zt train``, ``zt evaluate`` and ``zt models list|show|promote``."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+err = Console(stderr=True)
+out = Console()
+
+RegistryDir = Annotated[Path | None, typer.Option(
+    "--registry", envvar="ZT_MODELS", help="Model registry folder (default .zt/models).")]
+Events = Annotated[Path, typer.Option("--events", help="Replay file (JSON Lines, optionally .gz).")]
+Quiet = Annotated[bool, typer.Option(help="No progress bar.")]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _progress(quiet: bool):
+    """A replay bar (lines) and a line for the current step."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, disable=quiet, transient=True) as bar:
+        job = bar.add_task("replay", total=None)
+
+        def lines(done: int, total: int) -> None:
+            bar.update(job, completed=done, total=total)
+
+        def step(what: str) -> None:
+            bar.update(job, description=what)
+
+        yield lines, step
+
+
+def train(
+    events: Events,
+    registry: RegistryDir = None,
+    seed: Annotated[int, typer.Option(help="Seed of the learner.")] = 0,
+    capacity: Annotated[int | None, typer.Option(
+        help="Desk tasks a day (sets the alert threshold; default 1 per 1,000 persons, >= 5).")]
+        = None,
+    warmup_days: Annotated[int, typer.Option(help="First days skipped (no history yet).")] = 1,
+    maturity_days: Annotated[int, typer.Option(
+        help="Last days skipped (their case reports are not filed yet).")] = 2,
+    promote: Annotated[bool, typer.Option(help="Promote the new version at once.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train the classifiers (transfer and contact points) by replaying EVENTS through the core."""
+    from models.registry import Registry
+    from models.train import TrainConfig, train_file
+    from streams.replay import ReplayError
+
+    reg = Registry(registry)
+    cfg = TrainConfig(seed=seed, capacity=capacity, warmup_days=warmup_days,
+                      maturity_days=maturity_days)
+    with _progress(quiet) as (lines, step):
+        try:
+            version, card = train_file(events, reg, cfg, lines, step)
+        except (ReplayError, ValueError) as e:
+            _fail(str(e))
+    if promote:
+        reg.promote(version)
+    out.print(_summary(card))
+    out.print(f"model {version} -> {reg.path(version)}"
+              + (" (promoted)" if promote else f"; promote it with `zt models promote {version}`"),
+              soft_wrap=True)
+
+
+def evaluate(
+    model: Annotated[str, typer.Option(
+        "--model", help="Version, or 'promoted' / 'latest'.")] = "promoted",
+    events: Events = Path("city.jsonl"),
+    registry: RegistryDir = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for evaluation.json and the PNGs (default: beside the model).")]
+        = None,
+    capacity: Annotated[int | None, typer.Option(
+        help="Desk tasks a day (default: the model card's).")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Evaluate a model on a replay file: PR/ROC-AUC, precision at desk capacity, recall before
+    the first fraudulent transfer, per fraud type, against the rules and without call features."""
+    from models.evaluate import evaluate_file
+    from models.registry import Registry, RegistryError
+    from streams.replay import ReplayError
+
+    reg = Registry(registry)
+    with _progress(quiet) as (lines, _):
+        try:
+            report, folder = evaluate_file(events, reg, model, out_dir, capacity, progress=lines)
+        except (RegistryError, ReplayError, ValueError) as e:
+            _fail(str(e))
+    out.print(_eval_table(report))
+    out.print(f"figures -> {folder / 'evaluation.json'}; plots -> {folder}/*.png", soft_wrap=True)
+
+
+models_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                         help="The model registry: list, show and promote versions.")
+
+
+@models_app.command("list")
+def list_models(registry: RegistryDir = None) -> None:
+    """Versions in the registry, oldest first; the promoted one is marked."""
+    from models.registry import Registry
+
+    reg = Registry(registry)
+    promoted = reg.promoted()
+    table = Table(title=f"models in {reg.root}")
+    for col in ("version", "created", "data", "transfer PR-AUC", "contact PR-AUC", "promoted"):
+        table.add_column(col)
+    for v in reg.versions():
+        c = reg.card(v)
+        pts = c["metrics"]["test"]["points"]
+        table.add_row(v, c["created"], f"{c['data']['events']} ({c['data']['sha256'][:8]})",
+                      str(pts["transfer"]["pr_auc"]), str(pts["contact"]["pr_auc"]),
+                      "*" if v == promoted else "")
+    out.print(table)
+
+
+@models_app.command("show")
+def show(
+    version: Annotated[str, typer.Argument(help="Version, 'promoted' or 'latest'.")] = "promoted",
+    registry: RegistryDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The JSON card.")] = False,
+) -> None:
+    """A version's model card."""
+    import orjson
+
+    from models.registry import Registry, RegistryError
+
+    reg = Registry(registry)
+    try:
+        v = reg.resolve(version)
+        card = reg.card(v)
+    except RegistryError as e:
+        _fail(str(e))
+    if as_json:
+        print(orjson.dumps(card, option=orjson.OPT_INDENT_2).decode())
+    else:
+        out.print(reg.card_markdown(v) or _summary(card), markup=False, soft_wrap=True)
+
+
+@models_app.command("promote")
+def promote(
+    version: Annotated[str, typer.Argument(help="Version (or 'latest') to promote.")],
+    registry: RegistryDir = None,
+) -> None:
+    """Point the workers at VERSION (they switch within a second, without a restart)."""
+    from models.registry import Registry, RegistryError
+
+    reg = Registry(registry)
+    try:
+        v = reg.resolve(version)
+        before = reg.promoted()
+        reg.promote(v)
+    except RegistryError as e:
+        _fail(str(e))
+    out.print(f"promoted {v} (was {before or 'none'})")
+
+
+def _summary(card: dict) -> Table:
+    table = Table(title=f"model {card['version']}: test days "
+                        f"{'-'.join(map(str, card['data']['split_days']['test']))}")
+    for col in ("point", "rows", "fraud", "PR-AUC", "ROC-AUC", "precision@k", "recall@k",
+                "calibration"):
+        table.add_column(col)
+    for p, r in card["metrics"]["test"]["points"].items():
+        table.add_row(p, f"{r['rows']:,}", f"{r['positives']:,}", str(r["pr_auc"]),
+                      str(r["roc_auc"]), str(r["at_capacity"]["precision"]),
+                      str(r["at_capacity"]["recall"]), card["points"][p]["calibration"])
+    return table
+
+
+def _eval_table(report: dict) -> Table:
+    table = Table(title=f"{report['model']} on {report['events']} ({report['evaluated']})")
+    for col in ("point", "rows", "fraud", "PR-AUC", "ROC-AUC", "precision@k", "recall@k",
+                "rules P/R", "model P at rules' R", "recall change w/ calls"):
+        table.add_column(col)
+    for p, r in report["points"].items():
+        ru = r["rules"]
+        abl = r.get("without_call_features", {})
+        table.add_row(p, f"{r['rows']:,}", f"{r['positives']:,}", str(r["pr_auc"]),
+                      str(r["roc_auc"]), str(r["at_capacity"]["precision"]),
+                      str(r["at_capacity"]["recall"]),
+                      f"{ru['rule_precision']} / {ru['rule_recall']}",
+                      str(ru["model_precision_at_rule_recall"]),
+                      str(abl.get("relative_change_in_recall_at_capacity")))
+    return table
