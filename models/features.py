@@ -11,6 +11,11 @@ The values are computed once, by the streaming state in ``streams/state.py``, in
 in replay alike; training reads them by replaying events through the same code (``Core`` with an
 observer), so training and scoring can never drift apart. Numbers only (flags are 0/1), so a rule
 and a model read the same vector.
+
+There is no "call in progress" feature: the contract stamps a call with its start, but a carrier
+can only send the record when the call ends, so a transfer made during a call cannot see it live;
+replay holds each call back until its end for the same reason. "Just ended" is
+``minutes_since_unknown_call``.
 """
 
 from __future__ import annotations
@@ -74,8 +79,6 @@ FEATURES: tuple[Feature, ...] = (
     _f("payee_drain_share_24h", "share of the money into the payee in the last 24 h that left it "
        "again within 30 minutes", "ratio", "transfer"),
     _f("payee_age_days", "days since the payee account was first seen", "days", "transfer"),
-    _f("call_in_progress", "a call from an unknown line was under way when the transfer started",
-       "flag", "transfer"),
     _f("transfers_24h", "transfers the person initiated in the last 24 h, this one included",
        "count", "transfer"),
     _f("amount_24h_cny", "amount the person transferred in the last 24 h, this one included",

@@ -81,9 +81,8 @@ async def case_reports(stream: faust.StreamT[bytes]) -> None:
     async for raw in stream:
         value = await _checked("case-reports", raw)
         if value is not None:
-            for ev in lanes().router.route("case-reports", value):
-                await person_events_topic.send(key=ev.person_id.encode(),
-                                               value=_envelope(ev))
+            for ev in lanes().router.route("case-reports", value)[1]:
+                await person_events_topic.send(key=ev.key.encode(), value=_envelope(ev))
 
 
 @app.agent(task_outcomes_topic)

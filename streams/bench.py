@@ -140,11 +140,14 @@ def run_bench(records: int, rate: int, seconds: float, out: Path, console: Conso
         worker = WorkerProcess(broker.bootstrap, work / "worker.log", group="zt-bench")
         worker.wait_ready(timeout=60)
         first = _wait_until(lambda: worker.metric("zt_records_consumed_total", topic="calls") > 0, 60)
-        routed = n  # every bench record concerns a registered person
-        last = _wait_until(lambda: worker.metric("zt_records_decided_total") >= routed, 600)
-        sat = routed / (last - first)
+        # every call is one entity event, every transfer two (payee and payer accounts)
+        entity_events = sum(1 if t == "calls" else 2 for t, _ in city.traffic(records))
+        _wait_until(lambda: worker.metric("zt_stage_events_total", stage="entity") >= entity_events,
+                    600)
+        last = _settled(worker, "zt_stage_events_total", stage="decide")
+        sat = n / (last - first)
         tasks_sat = worker.metric("zt_tasks_emitted_total")
-        results["saturation"] = {"records": routed, "seconds": round(last - first, 2),
+        results["saturation"] = {"records": n, "seconds": round(last - first, 2),
                                  "events_per_s": round(sat), "tasks": int(tasks_sat),
                                  "ratio_to_transport": round(sat / pt["events_per_s"], 3)}
         con.print(f"worker saturation: {sat:,.0f} events/s ({sat / pt['events_per_s']:.0%} of transport)")
@@ -173,6 +176,17 @@ def _wait_until(cond, timeout: float) -> float:
             return time.perf_counter()
         time.sleep(0.05)
     raise TimeoutError(f"bench condition not met in {timeout:.0f} s")
+
+
+def _settled(worker: WorkerProcess, name: str, quiet_s: float = 1.5, **labels: str) -> float:
+    """When a counter last moved, once it has been still for ``quiet_s``."""
+    value, changed = worker.metric(name, **labels), time.perf_counter()
+    while time.perf_counter() - changed < quiet_s:
+        time.sleep(0.05)
+        now_value = worker.metric(name, **labels)
+        if now_value != value:
+            value, changed = now_value, time.perf_counter()
+    return changed
 
 
 async def _passthrough(bootstrap: str, n: int) -> dict[str, Any]:

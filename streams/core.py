@@ -1,14 +1,22 @@
 """The deterministic decision core, independent of Faust and of the broker.
 
-Two stages, so the workers can repartition between them:
+Three stages, so the workers can repartition between them:
 
-* ``Router`` (stage 1, partitioned like the input topics): turns a valid input record into
-  ``PersonEvent``s keyed by the person it concerns, using the registry.
-* ``Decider`` (stage 2, partitioned by person): orders each person's events by event time
-  (``Reorderer``), drops duplicates, keeps per-person state and decides warning tasks.
+1. ``Router`` (partitioned like the input topics): sends each valid record to the entities it
+   concerns: a call to its calling line, a transfer to its payee and payer accounts; case reports
+   go straight to their person. Registry and watch-list records update the global tables.
+2. ``EntityStage`` (partitioned by line or account): keeps each line's and account's state in
+   event time and forwards the record, with a snapshot of that state, to the persons it concerns
+   (the callee and caller, the payer), found through the registry.
+3. ``Decider`` (partitioned by person): keeps each person's state, computes the features of
+   every scoring point (``models/features.py``), scores them with the rules and the classifier,
+   and decides warning tasks.
 
-``Core`` chains both in one process; the replay driver and the simulator's closed loop use it.
-The Faust worker runs the same two objects on either side of the ``zt-person-events`` topic.
+Each stage orders its input by *availability time* (a call is known when it ends, a transfer
+when it happens) within a bounded lateness (``Reorderer``), so any arrival order gives the same
+result. ``Core`` chains the three in one process for replay and the simulator's closed loop; the
+Faust worker runs the same objects on either side of ``zt-entity-events`` and
+``zt-person-events``.
 
 >>> from streams.contract import example
 >>> core = Core()
@@ -24,16 +32,19 @@ The Faust worker runs the same two objects on either side of the ``zt-person-eve
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from models.features import POINT_FEATURES
 from streams.eventtime import fmt, parse
 from streams.privacy import mask_msisdn
 from streams.reference import Person, Reference
+from streams.state import DAY, HOUR, MINUTE, AccountStats, LineStats, PersonContacts, PersonTransfers, SeenIds
 from streams.tasks import Reason, WarningTask
 from streams.watermark import Reorderer, SortKey
 
-# Ties in event time are broken by topic, so reference-like facts come before activity.
+# Ties in time are broken by topic, so reference-like facts come before activity.
 TOPIC_RANK: dict[str, int] = {
     "registry": 0,
     "watchlist": 1,
@@ -42,7 +53,6 @@ TOPIC_RANK: dict[str, int] = {
     "transactions": 4,
     "task-outcomes": 5,
 }
-PERSON_TOPICS = ("calls", "transactions", "case-reports")
 
 
 @dataclass(frozen=True)
@@ -50,66 +60,230 @@ class CoreConfig:
     """What the decisions depend on; every field is documented in the README."""
 
     lateness_ms: int = 2000
-    min_call_s: int = 300  # an answered call at least this long counts as a "hooked" call
-    long_call_s: int = 20 * 60  # priority 1 from this duration on
+    min_contact_s: int = 60  # shorter answered calls from unknown lines are no scoring point
+    min_call_s: int = 300  # built-in rule (no rule set loaded): a "hooked" call
+    long_call_s: int = 20 * 60
     elderly_age: int = 65
+    contact_threshold: float = 0.85  # combined risk that warns without an enforcing rule
+    transfer_threshold: float = 0.85
     episode_quiet_ms: int = 72 * 3600 * 1000  # an episode closes after this long without a task
     seen_ttl_ms: int = 48 * 3600 * 1000  # how long event ids are remembered for de-duplication
-    ruleset_version: str = "core-v1"
-    model_version: str = "none"
+    ruleset_version: str = "core-v1"  # used when no rule set is loaded
+    model_version: str = "none"  # used when no model is loaded
+
+
+# --- what the stages pass on ----------------------------------------------------------------
+
+
+def availability_ms(topic: str, value: dict[str, Any], t_ms: int) -> int:
+    """When a record's facts are known: a call record exists only once the call has ended."""
+    if topic == "calls":
+        return t_ms + value["duration_s"] * 1000
+    return t_ms
 
 
 @dataclass(slots=True)
-class PersonEvent:
-    """One input record routed to the person it concerns."""
+class StageEvent:
+    """A record on its way through the stages. ``key`` is the entity or the person."""
 
     topic: str
-    person_id: str
+    key: str
+    role: str  # line | payee | payer (entity stage); callee | caller | payer | report (person)
     value: dict[str, Any]
-    t_ms: int
+    t_ms: int  # the record's own event time
+    avail_ms: int  # when its facts are known (the order of decisions)
     offset_min: int
     arrived: float = 0.0  # wall seconds at the worker; only for latency metrics, never decisions
+    snap: dict[str, float] | None = None  # entity state forwarded to the person stage
     origin: tuple[int, int] | None = None  # (partition, offset) in a worker, for commits
 
     @property
-    def key(self) -> SortKey:
-        return (self.t_ms, TOPIC_RANK[self.topic], self.value["event_id"])
+    def sort_key(self) -> SortKey:
+        return (self.avail_ms, TOPIC_RANK[self.topic], f"{self.value['event_id']}/{self.role}")
 
     def envelope(self) -> dict[str, Any]:
-        return {"topic": self.topic, "person": self.person_id, "arrived": self.arrived,
-                "value": self.value}
+        env = {"topic": self.topic, "key": self.key, "role": self.role, "arrived": self.arrived,
+               "value": self.value}
+        if self.snap is not None:
+            env["snap"] = self.snap
+        return env
 
     @classmethod
-    def from_envelope(cls, env: dict[str, Any]) -> PersonEvent:
-        t = parse(env["value"]["event_time"])
-        return cls(env["topic"], env["person"], env["value"], t.ms, t.offset_min, env["arrived"])
+    def make(cls, topic: str, key: str, role: str, value: dict[str, Any], arrived: float = 0.0,
+             snap: dict[str, float] | None = None) -> StageEvent:
+        t = parse(value["event_time"])
+        return cls(topic, key, role, value, t.ms, availability_ms(topic, value, t.ms), t.offset_min,
+                   arrived, snap)
+
+    @classmethod
+    def from_envelope(cls, env: dict[str, Any]) -> StageEvent:
+        return cls.make(env["topic"], env["key"], env["role"], env["value"], env["arrived"],
+                        env.get("snap"))
+
+    def to(self, key: str, role: str, snap: dict[str, float] | None = None) -> StageEvent:
+        return StageEvent(self.topic, key, role, self.value, self.t_ms, self.avail_ms,
+                          self.offset_min, self.arrived, snap)
+
+
+# --- stage 1 ---------------------------------------------------------------------------------
 
 
 class Router:
-    """Stage 1: find the persons a record concerns. Reference topics update the global tables."""
+    """Stage 1: send a valid record to the entities (or person) it concerns."""
 
     def __init__(self, reference: Reference):
         self.reference = reference
 
-    def route(self, topic: str, value: dict[str, Any], arrived: float = 0.0) -> list[PersonEvent]:
+    def route(self, topic: str, value: dict[str, Any], arrived: float = 0.0
+              ) -> tuple[list[StageEvent], list[StageEvent]]:
+        """(entity events, person events)."""
         if topic in ("registry", "watchlist"):
             self.reference.apply(topic, value)
-            return []
-        person: Person | None
+            return [], []
         if topic == "calls":
-            person = self.reference.person_of_msisdn(value["callee"])
-        elif topic == "transactions":
-            person = self.reference.person_of_account(value["payer_account"])
-        elif topic == "case-reports":
-            pid = value["person_id"]
-            t = parse(value["event_time"])
-            return [PersonEvent(topic, pid, value, t.ms, t.offset_min, arrived)]
-        else:
-            return []  # task-outcomes are counted; the outcome loop routes them (episodes)
-        if person is None:
-            return []  # unregistered: no person to warn (line-level features will use it)
-        t = parse(value["event_time"])
-        return [PersonEvent(topic, person.person_id, value, t.ms, t.offset_min, arrived)]
+            return [StageEvent.make(topic, value["caller"], "line", value, arrived)], []
+        if topic == "transactions":
+            ev = StageEvent.make(topic, value["payee_account"], "payee", value, arrived)
+            return [ev, ev.to(value["payer_account"], "payer")], []
+        if topic == "case-reports":
+            return [], [StageEvent.make(topic, value["person_id"], "report", value, arrived)]
+        return [], []  # task-outcomes are counted; the outcome loop routes them (episodes)
+
+
+# --- stage 2 ---------------------------------------------------------------------------------
+
+
+class EntityStage:
+    """Stage 2: per-line and per-account state; forwards records with a snapshot to persons."""
+
+    def __init__(self, reference: Reference, config: CoreConfig | None = None,
+                 max_wait_s: float | None = None):
+        self.reference = reference
+        self.config = config or CoreConfig()
+        self.buffer = Reorderer(self.config.lateness_ms, max_wait_s)
+        self.lines: dict[str, LineStats] = {}
+        self.accounts: dict[str, AccountStats] = {}
+        self.unrouted: dict[str, int] = {}  # records about no registered person, by topic
+        self.duplicates = 0
+        self._seen = SeenIds(self.config.seen_ttl_ms)
+        self._swept_ms = 0
+
+    def push(self, ev: StageEvent, now: float = 0.0) -> None:
+        self.buffer.push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
+
+    def ready(self, now: float = 0.0) -> list[StageEvent]:
+        return self._forward(self.buffer.pop_ready(now))
+
+    def drain(self) -> list[StageEvent]:
+        return self._forward(self.buffer.drain())
+
+    def _forward(self, events: list[StageEvent]) -> list[StageEvent]:
+        out: list[StageEvent] = []
+        for ev in events:
+            out.extend(self.process(ev))
+        return out
+
+    def process(self, ev: StageEvent) -> list[StageEvent]:
+        if not self._seen.add(f"{ev.value['event_id']}/{ev.role}", ev.avail_ms):
+            self.duplicates += 1
+            return []
+        if ev.avail_ms - self._swept_ms > 6 * 3_600_000:
+            self._sweep(ev.avail_ms)
+        v, ref = ev.value, self.reference
+        if ev.role == "line":
+            line = self.lines.get(ev.key)
+            if line is None:
+                line = self.lines[ev.key] = LineStats()
+            answered = v["kind"] == "voice" and bool(v.get("answered"))
+            line.update(ev.avail_ms, v["callee"], answered, v["duration_s"])
+            out = []
+            callee = ref.person_of_msisdn(v["callee"])
+            caller = ref.person_of_msisdn(v["caller"])
+            if callee is not None:
+                snap = None
+                if answered and v["duration_s"] >= self.config.min_contact_s:  # a scoring point
+                    snap = line.get(ev.avail_ms)
+                    snap["line_registered"] = 1.0 if caller is not None else 0.0
+                out.append(ev.to(callee.person_id, "callee", snap))
+            if caller is not None:
+                out.append(ev.to(caller.person_id, "caller"))
+            if not out:
+                self.unrouted["calls"] = self.unrouted.get("calls", 0) + 1
+            return out
+        status = v["status"]
+        acc = self.accounts.get(ev.key)
+        if acc is None:
+            acc = self.accounts[ev.key] = AccountStats()
+        if ev.role == "payee":
+            snap = acc.get(ev.avail_ms)  # before this transfer: what others' money did
+            if status == "completed":
+                acc.money_in(ev.avail_ms, v["payer_account"], v["amount_fen"])
+            payer = ref.person_of_account(v["payer_account"])
+            if payer is None:
+                self.unrouted["transactions"] = self.unrouted.get("transactions", 0) + 1
+                return []
+            return [ev.to(payer.person_id, "payer", snap)]
+        if status == "completed":  # role payer: money leaves this account
+            acc.money_out(ev.avail_ms, v["amount_fen"])
+        return []
+
+    def _sweep(self, now_ms: int) -> None:
+        """Forget lines and accounts idle for longer than every window (bounded memory)."""
+        self._swept_ms = now_ms
+        horizon = now_ms - 7 * DAY
+        self.lines = {k: s for k, s in self.lines.items() if s.last_ms >= horizon}
+        self.accounts = {k: s for k, s in self.accounts.items() if s.last_ms >= horizon}
+
+
+# --- stage 3 ---------------------------------------------------------------------------------
+
+
+class Hit(Protocol):
+    rule_id: str
+    code: str
+    reason: str
+    score: float
+    action: str | None
+    mode: str
+
+
+class RuleSetLike(Protocol):
+    version: str
+
+    def evaluate(self, point: str, features: dict[str, float]) -> list[Hit]: ...
+
+
+class Scorer(Protocol):
+    version: str
+
+    def score(self, point: str, rows: list[dict[str, float]]) -> list[float]: ...
+
+
+@dataclass(frozen=True)
+class BuiltinHit:
+    """The first decision path, for a core with no rule set loaded."""
+
+    rule_id: str
+    code: str
+    reason: str
+    score: float
+    action: str | None
+    mode: str = "enforce"
+
+
+@dataclass(slots=True)
+class Scored:
+    """One scoring point, as the observer (training, backtests) sees it."""
+
+    point: str
+    person_id: str
+    event_id: str
+    t_ms: int
+    txn_id: str | None
+    features: dict[str, float]
+    hits: list[Any] = field(default_factory=list)
+    model_score: float | None = None
+    risk: float = 0.0
 
 
 @dataclass(slots=True)
@@ -122,109 +296,253 @@ class Episode:
 
 @dataclass(slots=True)
 class PersonState:
-    seen: dict[str, int] = field(default_factory=dict)  # event_id -> event time, for de-dup
+    seen: dict[str, int] = field(default_factory=dict)  # event_id/role -> time, for de-dup
+    contacts: PersonContacts = field(default_factory=PersonContacts)
+    transfers: PersonTransfers = field(default_factory=PersonTransfers)
+    txns: dict[str, str] = field(default_factory=dict)  # txn_id -> last status seen
     episode: Episode | None = None
+    last_ms: int = 0
 
 
 @dataclass
 class DecisionStats:
     decided: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
+    points: dict[str, int] = field(default_factory=dict)
+    shadow_hits: dict[str, int] = field(default_factory=dict)
+    enforce_hits: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Pending:
+    ev: StageEvent
+    scored: Scored
+    person: Person
 
 
 class Decider:
-    """Stage 2: per-person ordering, state and decisions."""
+    """Stage 3: per-person ordering, state, features, scores and decisions."""
 
     def __init__(self, reference: Reference, config: CoreConfig | None = None,
-                 max_wait_s: float | None = None):
+                 max_wait_s: float | None = None, ruleset: RuleSetLike | None = None,
+                 scorer: Scorer | None = None, observer: Callable[[Scored], None] | None = None):
         self.reference = reference
         self.config = config or CoreConfig()
         self.buffer = Reorderer(self.config.lateness_ms, max_wait_s)
         self.persons: dict[str, PersonState] = {}
         self.stats = DecisionStats()
+        self.ruleset = ruleset
+        self.scorer = scorer
+        self.observer = observer
+        self._swept_ms = 0
+        self._years: dict[int, int] = {}
 
-    def push(self, ev: PersonEvent, now: float = 0.0) -> None:
-        self.buffer.push(ev.key, ev, now)
+    def push(self, ev: StageEvent, now: float = 0.0) -> None:
+        self.buffer.push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
 
-    def ready(self, now: float = 0.0) -> list[tuple[PersonEvent, WarningTask]]:
-        return self._decide_all(self.buffer.pop_ready(now))
+    def ready(self, now: float = 0.0) -> list[tuple[StageEvent, WarningTask]]:
+        return self.decide_batch(self.buffer.pop_ready(now))
 
-    def drain(self) -> list[tuple[PersonEvent, WarningTask]]:
-        return self._decide_all(self.buffer.drain())
+    def drain(self) -> list[tuple[StageEvent, WarningTask]]:
+        return self.decide_batch(self.buffer.drain())
 
-    def _decide_all(self, events: list[PersonEvent]) -> list[tuple[PersonEvent, WarningTask]]:
-        out: list[tuple[PersonEvent, WarningTask]] = []
+    def decide_batch(self, events: Iterable[StageEvent]) -> list[tuple[StageEvent, WarningTask]]:
+        """Update state and collect scoring points in order, score them in one vectorised call
+        per point, then decide in order. Features never depend on decisions, so this gives the
+        same tasks as deciding one event at a time, whatever the batch."""
+        pending: list[_Pending] = []
         for ev in events:
-            out.extend((ev, task) for task in self.decide(ev))
+            p = self._observe(ev)
+            if p is not None:
+                pending.append(p)
+        if not pending:
+            return []
+        self._score(pending)
+        out: list[tuple[StageEvent, WarningTask]] = []
+        for p in pending:
+            out.extend((p.ev, task) for task in self._decide(p))
         return out
 
-    def decide(self, ev: PersonEvent) -> list[WarningTask]:
-        state = self.persons.get(ev.person_id)
+    # --- state and features -------------------------------------------------------------------
+
+    def _observe(self, ev: StageEvent) -> _Pending | None:
+        state = self.persons.get(ev.key)
         if state is None:
-            state = self.persons[ev.person_id] = PersonState()
-        eid = ev.value["event_id"]
-        if eid in state.seen:
+            state = self.persons[ev.key] = PersonState()
+        seen_key = f"{ev.value['event_id']}/{ev.role}"
+        if seen_key in state.seen:
             self.stats.duplicates += 1
-            return []
-        state.seen[eid] = ev.t_ms
+            return None
+        state.seen[seen_key] = ev.avail_ms
+        state.last_ms = max(state.last_ms, ev.avail_ms)
         if len(state.seen) > 256:
-            self._forget_old(state, ev.t_ms)
+            horizon = ev.avail_ms - self.config.seen_ttl_ms
+            state.seen = {k: t for k, t in state.seen.items() if t >= horizon}
+        if ev.avail_ms - self._swept_ms > 6 * 3_600_000:
+            self._sweep(ev.avail_ms)
         self.stats.decided[ev.topic] = self.stats.decided.get(ev.topic, 0) + 1
-        if ev.topic == "calls":
-            return self._call_from_watchlisted_number(ev, state)
-        return []
+        person = self.reference.persons.get(ev.key)
+        if person is None:
+            return None
+        v = ev.value
+        if ev.role == "caller":
+            state.contacts.called_out(ev.avail_ms, v["callee"])
+            return None
+        if ev.role == "callee":
+            return self._contact(ev, state, person)
+        if ev.role == "payer":
+            return self._transfer(ev, state, person)
+        return None  # case reports: labels for training and the outcome loop
 
-    def _forget_old(self, state: PersonState, now_ms: int) -> None:
-        horizon = now_ms - self.config.seen_ttl_ms
-        state.seen = {k: t for k, t in state.seen.items() if t >= horizon}
+    def _base(self, person: Person, t_ms: int, offset_min: int) -> dict[str, float]:
+        local_ms = t_ms + offset_min * MINUTE
+        day = local_ms // DAY
+        year = self._years.get(day)
+        if year is None:  # one datetime per local day, not per event
+            year = self._years[day] = int(fmt(t_ms, offset_min)[:4])
+        return {"person_age": float(year - person.birth_year),
+                "hour_of_day": float(local_ms % DAY // HOUR)}
 
-    # --- rules of the first decision path -------------------------------------------------
+    def _contact(self, ev: StageEvent, state: PersonState, person: Person) -> _Pending | None:
+        v = ev.value
+        if v["kind"] != "voice" or not v.get("answered"):
+            return None
+        caller, end = v["caller"], ev.avail_ms
+        if state.contacts.known(caller, end) or caller in person.msisdns:
+            return None
+        listing = self.reference.listed(caller, end)
+        minutes = v["duration_s"] / 60
+        state.contacts.unknown_call(end, minutes, listing is not None)
+        if v["duration_s"] < self.config.min_contact_s:
+            return None
+        origin = v["caller_origin"]
+        features = self._base(person, end, ev.offset_min)
+        features.update(ev.snap or {})
+        features.update(state.contacts.get(end))
+        features.update({
+            "call_minutes": round(minutes, 3),
+            "caller_known": 0.0,
+            "caller_listed": 1.0 if listing else 0.0,
+            "caller_listed_confidence": listing.confidence if listing else 0.0,
+            "origin_virtual": 1.0 if origin == "virtual" else 0.0,
+            "origin_international": 1.0 if origin == "international" else 0.0,
+            "origin_voip": 1.0 if origin == "voip" else 0.0,
+        })
+        features.setdefault("line_registered", 0.0)
+        return self._point("contact", ev, person, features, None)
 
-    def _call_from_watchlisted_number(self, ev: PersonEvent, state: PersonState) -> list[WarningTask]:
-        cfg, v = self.config, ev.value
-        if v["kind"] != "voice" or not v.get("answered") or v["duration_s"] < cfg.min_call_s:
+    def _transfer(self, ev: StageEvent, state: PersonState, person: Person) -> _Pending | None:
+        v = ev.value
+        txn, status = v["txn_id"], v["status"]
+        before = state.txns.get(txn)
+        state.txns[txn] = status
+        if len(state.txns) > 512:
+            for old in list(state.txns)[:256]:
+                del state.txns[old]
+        if before is not None or status not in ("initiated", "completed"):
+            return None  # scored once, at its first state
+        payee, amount, now = v["payee_account"], v["amount_fen"], ev.avail_ms
+        own = payee in {a for _, a in person.accounts}
+        features = self._base(person, now, ev.offset_min)
+        features.update(ev.snap or {})
+        features.update(state.contacts.get(now))
+        features.update(state.transfers.get(now, payee, amount, own))
+        listing = self.reference.listed(payee, now)
+        features["payee_listed"] = 1.0 if listing else 0.0
+        features["payee_registered"] = 1.0 if self.reference.person_of_account(payee) else 0.0
+        features.setdefault("payee_distinct_payers_24h", 0.0)
+        features.setdefault("payee_drain_share_24h", 0.0)
+        features.setdefault("payee_age_days", 0.0)
+        state.transfers.record(now, payee, amount, own)
+        return self._point("transfer", ev, person, features, txn)
+
+    def _point(self, point: str, ev: StageEvent, person: Person, features: dict[str, float],
+               txn: str | None) -> _Pending:
+        self.stats.points[point] = self.stats.points.get(point, 0) + 1
+        row = {name: features[name] for name in POINT_FEATURES[point]}
+        return _Pending(ev, Scored(point, person.person_id, ev.value["event_id"], ev.avail_ms, txn,
+                                   row), person)
+
+    # --- scores --------------------------------------------------------------------------------
+
+    def _score(self, pending: list[_Pending]) -> None:
+        if self.scorer is not None:
+            for point in ("contact", "transfer"):
+                group = [p for p in pending if p.scored.point == point]
+                if group:
+                    probs = self.scorer.score(point, [p.scored.features for p in group])
+                    for p, prob in zip(group, probs, strict=True):
+                        p.scored.model_score = float(prob)
+        for p in pending:
+            s = p.scored
+            s.hits = (self.ruleset.evaluate(s.point, s.features) if self.ruleset is not None
+                      else self._builtin(p))
+            rule = max((h.score for h in s.hits if h.mode == "enforce"), default=0.0)
+            model = s.model_score or 0.0
+            # Noisy-OR of independent evidence: either source alone can carry the risk.
+            s.risk = round(1 - (1 - rule) * (1 - model), 4)
+            for h in s.hits:
+                counts = self.stats.shadow_hits if h.mode == "shadow" else self.stats.enforce_hits
+                counts[h.rule_id] = counts.get(h.rule_id, 0) + 1
+            if self.observer is not None:
+                self.observer(s)
+
+    def _builtin(self, p: _Pending) -> list[Any]:
+        """The first decision path, used only when no rule set is loaded."""
+        f, v = p.scored.features, p.ev.value
+        if p.scored.point != "contact" or not f["caller_listed"] or \
+                v["duration_s"] < self.config.min_call_s:
             return []
-        end_ms = ev.t_ms + v["duration_s"] * 1000  # the evidence is complete when the call ends
-        listing = self.reference.listed(v["caller"], end_ms)
-        person = self.reference.persons.get(ev.person_id)
-        if listing is None or listing.kind != "msisdn" or person is None:
+        return [BuiltinHit(
+            "R-CALL-FROM-LISTED-LINE", "CALL_FROM_WATCHLISTED_NUMBER",
+            f"{int(f['call_minutes'])}-minute answered call from watch-listed "
+            f"{v['caller_origin']} number {mask_msisdn(v['caller'])} (confidence "
+            f"{f['caller_listed_confidence']:.2f}), ended {fmt(p.ev.avail_ms, p.ev.offset_min)[11:16]}",
+            f["caller_listed_confidence"], "call")]
+
+    # --- decisions -----------------------------------------------------------------------------
+
+    def _decide(self, p: _Pending) -> list[WarningTask]:
+        s, cfg, ev, person = p.scored, self.config, p.ev, p.person
+        enforce = [h for h in s.hits if h.mode == "enforce"]
+        threshold = cfg.contact_threshold if s.point == "contact" else cfg.transfer_threshold
+        model_alone = s.model_score is not None and s.model_score >= threshold
+        if not enforce and not model_alone:
             return []
-        episode = self._episode(ev.person_id, state, end_ms, ev.offset_min)
-        subject = ("CALL_FROM_WATCHLISTED_NUMBER", v["caller"])
-        if subject in episode.issued:
+        state = self.persons[person.person_id]
+        subject = ev.value["caller"] if s.point == "contact" else ev.value["payee_account"]
+        codes = [h.code for h in enforce] or ["MODEL_RISK"]
+        episode = self._episode(person.person_id, state, s.t_ms, ev.offset_min)
+        if all((c, subject) in episode.issued for c in codes):
             return []  # the same episode is never warned twice for the same reason
-        episode.issued.add(subject)
-        episode.last_ms = end_ms
+        episode.issued.update((c, subject) for c in codes)
+        episode.last_ms = s.t_ms
 
-        minutes = v["duration_s"] // 60
-        reasons = [Reason(
-            "CALL_FROM_WATCHLISTED_NUMBER",
-            f"{minutes}-minute answered call from watch-listed {v['caller_origin']} number "
-            f"{mask_msisdn(v['caller'])} ({listing.category.replace('_', ' ')}, listed by "
-            f"{listing.source}, confidence {listing.confidence:.2f}), ended "
-            f"{fmt(end_ms, ev.offset_min)[11:16]}",
-        )]
-        age = _age(person, end_ms, ev.offset_min)
+        reasons = [Reason(h.code, h.reason) for h in enforce]
+        model_version = self.scorer.version if self.scorer else cfg.model_version
+        if s.model_score is not None and (model_alone or s.model_score >= 0.5):
+            reasons.append(Reason("MODEL_RISK", f"the classifier ({model_version}) puts the fraud "
+                                  f"risk of this {s.point} at {s.model_score:.2f}"))
+        age = int(s.features["person_age"])
         elderly = age >= cfg.elderly_age
         if elderly:
-            reasons.append(Reason("ELDERLY_PERSON", f"the person is {age} years old; "
-                                  "elderly people are among the most targeted"))
-        priority = 1 if (elderly or v["duration_s"] >= cfg.long_call_s) else 2
-        return [WarningTask(
-            action="call",
-            person_id=person.person_id,
-            district=person.district,
-            episode_id=episode.episode_id,
-            created_ms=end_ms,
-            offset_min=ev.offset_min,
-            priority=priority,
-            risk_score=listing.confidence,
-            reasons=reasons,
-            evidence=[v["event_id"]],
-            model_version=cfg.model_version,
-            ruleset_version=cfg.ruleset_version,
-            contact_msisdn=v["callee"],
-        )]
+            reasons.append(Reason("ELDERLY_PERSON", f"the person is {age} years old; elderly "
+                                  "people are among the most targeted"))
+        long_call = s.point == "contact" and ev.value["duration_s"] >= cfg.long_call_s
+        priority = 1 if (s.risk >= 0.9 or elderly or long_call) else 2 if s.risk >= 0.6 else 3
+        common = dict(person_id=person.person_id, district=person.district,
+                      episode_id=episode.episode_id, created_ms=s.t_ms, offset_min=ev.offset_min,
+                      priority=priority, risk_score=s.risk, reasons=reasons, evidence=[s.event_id],
+                      model_version=model_version,
+                      ruleset_version=self.ruleset.version if self.ruleset else cfg.ruleset_version)
+        if s.point == "contact":
+            return [WarningTask(action="call", contact_msisdn=ev.value["callee"], **common)]
+        v = ev.value
+        if v["status"] == "initiated":
+            return [WarningTask(action="hold", bank=v["bank"], txn_id=v["txn_id"],
+                                account=v["payer_account"], amount_fen=v["amount_fen"], **common)]
+        return [WarningTask(action="stop_payment", bank=v["payee_bank"], txn_id=v["txn_id"],
+                            account=v["payee_account"], amount_fen=v["amount_fen"], **common)]
 
     def _episode(self, pid: str, state: PersonState, t_ms: int, offset_min: int) -> Episode:
         ep = state.episode
@@ -232,9 +550,11 @@ class Decider:
             ep = state.episode = Episode(_episode_id(pid, t_ms, offset_min), t_ms, t_ms)
         return ep
 
-
-def _age(person: Person, t_ms: int, offset_min: int) -> int:
-    return int(fmt(t_ms, offset_min)[:4]) - person.birth_year
+    def _sweep(self, now_ms: int) -> None:
+        """Forget persons idle for longer than every window and episode (bounded memory)."""
+        self._swept_ms = now_ms
+        horizon = now_ms - max(7 * DAY, self.config.episode_quiet_ms)
+        self.persons = {k: s for k, s in self.persons.items() if s.last_ms >= horizon}
 
 
 def _episode_id(pid: str, opened_ms: int, offset_min: int) -> str:
@@ -246,19 +566,50 @@ def _episode_id(pid: str, opened_ms: int, offset_min: int) -> str:
 
 
 class Core:
-    """Both stages in one process, for replay and the simulator's closed loop."""
+    """The three stages in one process, for replay and the simulator's closed loop.
 
-    def __init__(self, config: CoreConfig | None = None):
+    ``batch`` > 1 lets the person stage score many events in one vectorised call (replay);
+    the tasks are the same whatever the batch, only later in the loop.
+    """
+
+    def __init__(self, config: CoreConfig | None = None, ruleset: RuleSetLike | None = None,
+                 scorer: Scorer | None = None, observer: Callable[[Scored], None] | None = None,
+                 batch: int = 1):
         self.config = config or CoreConfig()
         self.reference = Reference()
         self.router = Router(self.reference)
-        self.decider = Decider(self.reference, self.config)
+        self.entities = EntityStage(self.reference, self.config)
+        self.decider = Decider(self.reference, self.config, ruleset=ruleset, scorer=scorer,
+                               observer=observer)
+        self.batch = max(batch, 1)
+        self._ready: list[StageEvent] = []
 
     def feed(self, topic: str, value: dict[str, Any]) -> list[WarningTask]:
         """Take one contract-valid record; return the tasks it makes ready, in order."""
-        for ev in self.router.route(topic, value):
+        entity_events, person_events = self.router.route(topic, value)
+        for ev in entity_events:
+            self.entities.push(ev)
+        for ev in [*person_events, *self.entities.ready()]:
             self.decider.push(ev)
-        return [task for _, task in self.decider.ready()]
+        self._ready.extend(self.decider.buffer.pop_ready())
+        if len(self._ready) < self.batch:
+            return []
+        return self._decide()
 
     def finish(self) -> list[WarningTask]:
-        return [task for _, task in self.decider.drain()]
+        for ev in self.entities.drain():
+            self.decider.push(ev)
+        self._ready.extend(self.decider.buffer.drain())
+        return self._decide()
+
+    def _decide(self) -> list[WarningTask]:
+        events, self._ready = self._ready, []
+        return [task for _, task in self.decider.decide_batch(events)]
+
+    @property
+    def late(self) -> int:
+        return self.entities.buffer.late + self.decider.buffer.late
+
+    @property
+    def duplicates(self) -> int:
+        return self.entities.duplicates + self.decider.stats.duplicates

@@ -1,18 +1,22 @@
 """The high-volume lanes of a worker: lean aiokafka loops inside the Faust app's event loop.
 
 Faust handles every message one at a time underneath (~4-5k events/s a process here, INFRA.md),
-so calls, transactions and the repartitioned person events bypass Faust's stream machinery and
+so calls, transactions and the repartitioned stage events bypass Faust's stream machinery and
 are consumed in batches of thousands (``getmany``) into the same core the replay driver uses:
 
 * ``reference``: every worker reads all partitions of ``registry`` and ``watchlist`` from the
   start (a global table, like Kafka Streams' GlobalKTable: the compacted source topic is its own
-  changelog) into the ``Reference`` the core looks up. The other lanes wait for its first
-  catch-up, so no call is routed against a half-loaded registry.
-* ``ingest`` (consumer group ``zt-ingest``): validate, dead-letter bad input with its reason,
-  route valid records to the person they concern on ``zt-person-events`` (keyed by person).
-* ``decide`` (consumer group ``zt-decide``): order each person's events by event time, decide,
-  and send warning tasks. Offsets are committed only after what they produced is acknowledged:
-  at least once, and task ids from evidence make a repeat the same task.
+  changelog) into the ``Reference`` the core looks up. The entity and person lanes wait for its
+  first catch-up, so no record is routed against a half-loaded registry.
+* ``ingest`` (group ``<g>-ingest``, calls and transactions): validate, dead-letter bad input with
+  its reason, send each record to the lines and accounts it concerns on ``zt-entity-events``.
+* ``entity`` (group ``<g>-entity``): per-line and per-account state in event time; forwards each
+  record with a snapshot of that state to its persons on ``zt-person-events``.
+* ``decide`` (group ``<g>-decide``): per-person state, features, scores, warning tasks.
+
+Offsets are committed only after what they produced is acknowledged, and never past a record
+still waiting in an event-time buffer: at least once, and task ids from evidence make a repeat
+the same task.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,15 +34,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.partitioner import murmur2
 
 from streams import contract, metrics
-from streams.core import CoreConfig, Decider, PersonEvent, Router
+from streams.core import CoreConfig, Decider, EntityStage, Router, StageEvent
 from streams.eventtime import to_ms
 from streams.reference import Reference
-from streams.tasks import dumps
-from streams.topics import HIGH_VOLUME, PERSON_EVENTS
+from streams.tasks import WarningTask, dumps
+from streams.topics import ENTITY_EVENTS, HIGH_VOLUME, PERSON_EVENTS
 
 log = logging.getLogger(__name__)
 
-# Person events travel in arrays, one message per destination partition and batch: the
+# Stage events travel in arrays, one message per destination partition and batch: the
 # per-message cost of the client, not the bytes, limits a Python process.
 ENVELOPES_PER_MESSAGE = 500
 
@@ -46,10 +50,10 @@ ENVELOPES_PER_MESSAGE = 500
 @dataclass(frozen=True)
 class LaneConfig:
     bootstrap: str
-    group: str = "zt"  # consumer groups are <group>-ingest and <group>-decide
+    group: str = "zt"  # consumer groups are <group>-ingest, <group>-entity and <group>-decide
     batch: int = 5000
-    poll_ms: int = 50
-    max_wait_s: float = 0.1  # longest wall time a record waits in the event-time buffer
+    poll_ms: int = 20
+    max_wait_s: float = 0.05  # longest wall time a record waits in an event-time buffer
     session_timeout_ms: int = 6000  # short: a group join takes ~3 s on Tansu, not ~23 s
     heartbeat_ms: int = 1000
     fetch_wait_ms: int = 20
@@ -80,29 +84,58 @@ def dead_letter(topic: str, raw: bytes, reason: str) -> bytes:
     })
 
 
+class LagGauge:
+    """Per-topic lag: the fetch response's high-water mark minus the next offset to read.
+
+    (The high-water mark from fetches is right on Tansu; ``end_offsets()`` is not: INFRA.md.)
+    """
+
+    def __init__(self) -> None:
+        self.lag: dict[TopicPartition, int] = {}
+
+    def update(self, consumer: AIOKafkaConsumer, tp: TopicPartition, next_offset: int) -> None:
+        high = consumer.highwater(tp)
+        if high is not None:
+            self.lag[tp] = max(high - next_offset, 0)
+
+    def caught_up(self) -> None:
+        self.lag = dict.fromkeys(self.lag, 0)  # an empty fetch: nothing is waiting
+
+    def publish(self) -> None:
+        totals: dict[str, int] = {}
+        for tp, n in self.lag.items():
+            totals[tp.topic] = totals.get(tp.topic, 0) + n
+        for topic, n in totals.items():
+            metrics.CONSUMER_LAG.labels(topic).set(n)
+
+
 class Lanes:
-    """The three lean loops of one worker process."""
+    """The lean loops of one worker process."""
 
     def __init__(self, cfg: LaneConfig):
         self.cfg = cfg
         self.reference = Reference()
         self.router = Router(self.reference)
+        self.entities = EntityStage(self.reference, cfg.core, max_wait_s=cfg.max_wait_s)
         self.decider = Decider(self.reference, cfg.core, max_wait_s=cfg.max_wait_s)
         self.reference_ready = asyncio.Event()
         self.producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()
         self._counted: dict[str, int] = {}
-        self._partitions: list[int] = [0]
+        self._partitions: dict[str, list[int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(bootstrap_servers=self.cfg.bootstrap.split(","),
                                          linger_ms=2, acks=1, client_id="zt-worker")
         await self.producer.start()
+        for topic in (ENTITY_EVENTS, PERSON_EVENTS):
+            self._partitions[topic] = sorted(await self.producer.partitions_for(topic))
         self._tasks = [asyncio.create_task(c, name=n) for n, c in (
             ("zt-reference", self._reference_lane()),
             ("zt-ingest", self._ingest_lane()),
-            ("zt-decide", self._decide_lane()),
+            ("zt-entity", self._ordered_lane(ENTITY_EVENTS, "entity", self._entity_step)),
+            ("zt-decide", self._ordered_lane(PERSON_EVENTS, "decide", self._decide_step)),
         )]
         for t in self._tasks:
             t.add_done_callback(_crash_report)
@@ -117,7 +150,8 @@ class Lanes:
     # --- the global tables -------------------------------------------------------------------
 
     async def _reference_lane(self) -> None:
-        consumer = AIOKafkaConsumer(**{**consumer_kwargs(self.cfg), "group_id": None})
+        consumer = AIOKafkaConsumer(**{**consumer_kwargs(self.cfg), "group_id": None,
+                                       "fetch_max_wait_ms": 200})
         await consumer.start()
         try:
             tps = [TopicPartition(t, p) for t in ("registry", "watchlist")
@@ -144,16 +178,34 @@ class Lanes:
         finally:
             await consumer.stop()
 
+    # --- sending stage events ------------------------------------------------------------------
+
+    def _partition_of(self, topic: str, key: str) -> int:
+        """The partition Kafka's default partitioner gives ``key`` (murmur2), so single records
+        keyed by person (from the Faust agents) land where the arrays do."""
+        parts = self._partitions[topic]
+        return parts[(murmur2(key.encode()) & 0x7FFFFFFF) % len(parts)]
+
+    async def _send_stage(self, topic: str, events: list[StageEvent]) -> list[Awaitable[Any]]:
+        assert self.producer is not None
+        outbox: dict[int, list[bytes]] = {}
+        for ev in events:
+            outbox.setdefault(self._partition_of(topic, ev.key), []).append(
+                orjson.dumps(ev.envelope()))
+        pending = []
+        for part, envs in outbox.items():
+            for i in range(0, len(envs), ENVELOPES_PER_MESSAGE):
+                body = b"[" + b",".join(envs[i:i + ENVELOPES_PER_MESSAGE]) + b"]"
+                pending.append(await self.producer.send(topic, body, partition=part))
+        return pending
+
     # --- stage 1: validate and route --------------------------------------------------------
 
     async def _ingest_lane(self) -> None:
-        await self._wait_reference()
         consumer = AIOKafkaConsumer(*HIGH_VOLUME, group_id=f"{self.cfg.group}-ingest",
                                     **consumer_kwargs(self.cfg))
         await consumer.start()
         assert self.producer is not None
-        send = self.producer.send
-        self._partitions = sorted(await self.producer.partitions_for(PERSON_EVENTS))
         lag = LagGauge()
         try:
             while not self._stopping.is_set():
@@ -166,7 +218,7 @@ class Lanes:
                 started = time.perf_counter()
                 arrived = time.time()
                 pending: list[Awaitable[Any]] = []
-                outbox: dict[int, list[bytes]] = {}  # destination partition -> envelopes
+                routed: list[StageEvent] = []
                 for tp, msgs in batches.items():
                     topic = tp.topic
                     metrics.RECORDS_CONSUMED.labels(topic).inc(len(msgs))
@@ -176,23 +228,16 @@ class Lanes:
                         if not checked.ok:
                             reason = checked.reason or "invalid"
                             metrics.RECORDS_REJECTED.labels(topic, contract.reason_class(reason)).inc()
-                            pending.append(await send("dead-letter", dead_letter(topic, m.value, reason)))
+                            pending.append(await self.producer.send(
+                                "dead-letter", dead_letter(topic, m.value, reason)))
                             continue
                         value = checked.value
                         newest = max(newest, value["event_time"])
-                        events = self.router.route(topic, value, arrived)
-                        if not events:
-                            metrics.RECORDS_UNROUTED.labels(topic).inc()
-                        for ev in events:
-                            outbox.setdefault(self._partition_of(ev.person_id), []).append(
-                                orjson.dumps(ev.envelope()))
+                        routed.extend(self.router.route(topic, value, arrived)[0])
                     if newest:
                         metrics.LAST_EVENT_TIME.labels(topic).set(to_ms(newest) / 1000)
                     lag.update(consumer, tp, msgs[-1].offset + 1)
-                for part, envelopes in outbox.items():
-                    for chunk in range(0, len(envelopes), ENVELOPES_PER_MESSAGE):
-                        body = b"[" + b",".join(envelopes[chunk:chunk + ENVELOPES_PER_MESSAGE]) + b"]"
-                        pending.append(await send(PERSON_EVENTS, body, partition=part))
+                pending.extend(await self._send_stage(ENTITY_EVENTS, routed))
                 await asyncio.gather(*pending)
                 await consumer.commit()
                 lag.publish()
@@ -200,34 +245,44 @@ class Lanes:
         finally:
             await consumer.stop()
 
-    def _partition_of(self, person_id: str) -> int:
-        """The partition Kafka's default partitioner gives the key ``person_id`` (murmur2), so
-        single records keyed by person (from the Faust agents) land on the same partition."""
-        parts = self._partitions
-        return parts[(murmur2(person_id.encode()) & 0x7FFFFFFF) % len(parts)]
+    # --- stages 2 and 3: ordered by event time ------------------------------------------------
 
-    # --- stage 2: order by event time and decide --------------------------------------------
+    async def _entity_step(self, events: list[StageEvent]) -> int:
+        persons = [p for ev in events for p in self.entities.process(ev)]
+        for topic, n in self.entities.unrouted.items():
+            metrics.RECORDS_UNROUTED.labels(topic).inc(n - self._counted.get(f"#unrouted/{topic}", 0))
+            self._counted[f"#unrouted/{topic}"] = n
+        await asyncio.gather(*await self._send_stage(PERSON_EVENTS, persons))
+        return len(persons)
 
-    async def _decide_lane(self) -> None:
+    async def _decide_step(self, events: list[StageEvent]) -> int:
+        sent = await self._emit(self.decider.decide_batch(events))
+        self._count_decisions()
+        return sent
+
+    async def _ordered_lane(self, topic: str, stage: str,
+                            step: Callable[[list[StageEvent]], Awaitable[int]]) -> None:
+        """Consume a repartitioned topic into a stage's event-time buffer; hand what is ready to
+        ``step``; commit no further than the first record still held."""
         await self._wait_reference()
+        buffer = self.entities.buffer if stage == "entity" else self.decider.buffer
         lanes = self
+        consumed: dict[TopicPartition, int] = {}  # next offset to read, per partition
 
         class Flush(ConsumerRebalanceListener):
             # Decide what is buffered before partitions move to another worker.
             async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-                await lanes._emit(lanes.decider.drain())
-                lanes._count_decisions()
+                await step(buffer.drain())
                 if revoked:
-                    await lanes._commit_decided(consumer, consumed)
+                    await lanes._commit_held(consumer, consumed, buffer)
                 for tp in revoked:
                     consumed.pop(tp, None)
 
             async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
                 return None
 
-        consumed: dict[TopicPartition, int] = {}  # next offset to read, per partition
-        consumer = AIOKafkaConsumer(group_id=f"{self.cfg.group}-decide", **consumer_kwargs(self.cfg))
-        consumer.subscribe([PERSON_EVENTS], listener=Flush())
+        consumer = AIOKafkaConsumer(group_id=f"{self.cfg.group}-{stage}", **consumer_kwargs(self.cfg))
+        consumer.subscribe([topic], listener=Flush())
         await consumer.start()
         lag = LagGauge()
         try:
@@ -240,42 +295,32 @@ class Lanes:
                     for m in msgs:
                         body = orjson.loads(m.value)
                         for env in body if isinstance(body, list) else (body,):
-                            ev = PersonEvent.from_envelope(env)
+                            ev = StageEvent.from_envelope(env)
                             ev.origin = (tp.partition, m.offset)
-                            self.decider.push(ev, now)
+                            buffer.push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
                     consumed[tp] = msgs[-1].offset + 1
                     lag.update(consumer, tp, consumed[tp])
                 if not batches:
                     lag.caught_up()
-                sent = await self._emit(self.decider.ready(now))
-                self._count_decisions()
-                if batches or sent:
-                    await self._commit_decided(consumer, consumed)
-                    metrics.BATCH_SECONDS.labels("decide").observe(time.perf_counter() - started)
+                ready = buffer.pop_ready(now)
+                if ready:
+                    await step(ready)
+                    metrics.STAGE_EVENTS.labels(stage).inc(len(ready))
+                if batches or ready:
+                    await self._commit_held(consumer, consumed, buffer)
+                    metrics.BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
                 lag.publish()
-            await self._emit(self.decider.drain())
-            self._count_decisions()
-            await self._commit_decided(consumer, consumed)
+            await step(buffer.drain())
+            await self._commit_held(consumer, consumed, buffer)
         finally:
             await consumer.stop()
 
-    def _count_decisions(self) -> None:
-        """Move the decider's own counters into Prometheus (the core knows no metrics)."""
-        stats, seen = self.decider.stats, self._counted
-        for topic, n in stats.decided.items():
-            metrics.RECORDS_DECIDED.labels(topic).inc(n - seen.get(topic, 0))
-            seen[topic] = n
-        metrics.RECORDS_DUPLICATE.inc(stats.duplicates - seen.get("#dup", 0))
-        seen["#dup"] = stats.duplicates
-        metrics.RECORDS_LATE.inc(self.decider.buffer.late - seen.get("#late", 0))
-        seen["#late"] = self.decider.buffer.late
-
-    async def _commit_decided(self, consumer: AIOKafkaConsumer,
-                              consumed: dict[TopicPartition, int]) -> None:
+    async def _commit_held(self, consumer: AIOKafkaConsumer, consumed: dict[TopicPartition, int],
+                           buffer: Any) -> None:
         """Commit up to the first record still waiting in the event-time buffer, per partition,
         so a worker killed with records in its buffer re-reads them after a restart."""
         held: dict[int, int] = {}
-        for ev in self.decider.buffer.items():
+        for ev in buffer.items():
             if ev.origin is not None:
                 part, off = ev.origin
                 held[part] = min(held.get(part, off), off)
@@ -284,9 +329,9 @@ class Lanes:
         if offsets:
             await consumer.commit(offsets)
 
-    async def _emit(self, decided: list[tuple[PersonEvent, Any]]) -> int:
+    async def _emit(self, decided: list[tuple[StageEvent, WarningTask]]) -> int:
         assert self.producer is not None
-        pending: list[tuple[PersonEvent, str, Awaitable[Any]]] = []
+        pending: list[tuple[StageEvent, str, Awaitable[Any]]] = []
         for ev, task in decided:
             rec = task.to_record()
             try:
@@ -304,37 +349,25 @@ class Lanes:
                 metrics.EVENT_TO_TASK.observe(max(time.time() - ev.arrived, 0.0))
         return len(pending)
 
+    def _count_decisions(self) -> None:
+        """Move the core's own counters into Prometheus (the core knows no metrics)."""
+        stats, seen = self.decider.stats, self._counted
+        for topic, n in stats.decided.items():
+            metrics.RECORDS_DECIDED.labels(topic).inc(n - seen.get(topic, 0))
+            seen[topic] = n
+        dups = stats.duplicates + self.entities.duplicates
+        metrics.RECORDS_DUPLICATE.inc(dups - seen.get("#dup", 0))
+        seen["#dup"] = dups
+        late = self.decider.buffer.late + self.entities.buffer.late
+        metrics.RECORDS_LATE.inc(late - seen.get("#late", 0))
+        seen["#late"] = late
+
     async def _wait_reference(self) -> None:
         waiter = asyncio.create_task(self.reference_ready.wait())
         stopper = asyncio.create_task(self._stopping.wait())
         await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         stopper.cancel()
-
-
-class LagGauge:
-    """Per-topic lag: the fetch response's high-water mark minus the next offset to read.
-
-    (The high-water mark from fetches is right on Tansu; ``end_offsets()`` is not: INFRA.md.)
-    """
-
-    def __init__(self) -> None:
-        self.lag: dict[TopicPartition, int] = {}
-
-    def update(self, consumer: AIOKafkaConsumer, tp: TopicPartition, next_offset: int) -> None:
-        high = consumer.highwater(tp)
-        if high is not None:
-            self.lag[tp] = max(high - next_offset, 0)
-
-    def caught_up(self) -> None:
-        self.lag = dict.fromkeys(self.lag, 0)  # an empty fetch: nothing is waiting
-
-    def publish(self) -> None:
-        totals: dict[str, int] = {}
-        for tp, n in self.lag.items():
-            totals[tp.topic] = totals.get(tp.topic, 0) + n
-        for topic, n in totals.items():
-            metrics.CONSUMER_LAG.labels(topic).set(n)
 
 
 def _crash_report(task: asyncio.Task[None]) -> None:

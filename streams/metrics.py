@@ -25,6 +25,10 @@ RECORDS_LATE = Counter(
 RECORDS_UNROUTED = Counter(
     "zt_records_unrouted_total",
     "Valid activity records about no registered person, by topic.", ["topic"])
+STAGE_EVENTS = Counter(
+    "zt_stage_events_total",
+    "Events released from an event-time buffer and processed, by stage (entity, decide).",
+    ["stage"])
 TASKS_EMITTED = Counter(
     "zt_tasks_emitted_total", "Warning tasks sent to warning-tasks, by action.", ["action"])
 TASKS_INVALID = Counter(
@@ -55,8 +59,10 @@ for _topic in ("registry", "watchlist", "calls", "transactions", "case-reports",
     RECORDS_CONSUMED.labels(_topic)
 for _action in ("call", "visit", "hold", "stop_payment"):
     TASKS_EMITTED.labels(_action)
-for _stage in ("ingest", "decide"):
+for _stage in ("ingest", "entity", "decide"):
     BATCH_SECONDS.labels(_stage)
+for _stage in ("entity", "decide"):
+    STAGE_EVENTS.labels(_stage)
 
 
 def serve(port: int, host: str = "127.0.0.1") -> None:

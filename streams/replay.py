@@ -132,8 +132,8 @@ def replay(
             emit(core.finish())
     except OSError as e:
         raise ReplayError(f"reading {events} failed: {e.strerror or e}") from None
-    summary.duplicates = core.decider.stats.duplicates
-    summary.late = core.decider.buffer.late
+    summary.duplicates = core.duplicates
+    summary.late = core.late
     summary.seconds = time.perf_counter() - started
     if progress:
         progress(summary.lines)

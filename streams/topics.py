@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from streams.contract import ALL_TOPICS
 
-# Repartitioned input (stage 1 -> stage 2), keyed by person_id. Internal: not in the contract.
+# Internal topics, not in the contract: stage 1 -> 2 keyed by line or account, 2 -> 3 by person.
+ENTITY_EVENTS = "zt-entity-events"
 PERSON_EVENTS = "zt-person-events"
 
 HIGH_VOLUME = ("calls", "transactions")
@@ -14,5 +15,6 @@ DEFAULT_PARTITIONS = 8  # calls, transactions and person events; the rest are sm
 def partitions(high_volume: int = DEFAULT_PARTITIONS, low_volume: int = 1) -> dict[str, int]:
     """Partition count per topic. Workers scale out to at most ``high_volume`` processes."""
     counts = {t: (high_volume if t in HIGH_VOLUME else low_volume) for t in ALL_TOPICS}
+    counts[ENTITY_EVENTS] = high_volume
     counts[PERSON_EVENTS] = high_volume
     return counts

@@ -46,14 +46,18 @@ class Reorderer:
         """What is still held (any order)."""
         return [entry[3] for entry in self._heap] + list(self._late)
 
-    def push(self, key: SortKey, item: Any, now: float = 0.0) -> None:
+    def push(self, key: SortKey, item: Any, now: float = 0.0, stream_ms: int | None = None) -> None:
+        """Hold ``item`` until it is safe to release. ``stream_ms`` is the record's own event
+        time when its key is later (a call is keyed by its end): the watermark follows the
+        stream's event time, not the keys, so a long call cannot push it ahead."""
         t = key[0]
         if t < self._released:
             self.late += 1
             self._late.append(item)
             return
-        if t > self._max_seen:
-            self._max_seen = t
+        seen = t if stream_ms is None else stream_ms
+        if seen > self._max_seen:
+            self._max_seen = seen
         heapq.heappush(self._heap, (key, next(self._seq), now, item))
 
     def pop_ready(self, now: float = 0.0) -> list[Any]:

@@ -1,0 +1,344 @@
+"""Streaming state: one small class per feature family, updated in event time.
+
+Like River's statistics, each family has ``update(...)`` and ``get(now_ms)``; windows are in
+event time (never the wall clock), old entries expire as time moves on, and every container is
+capped, so the memory of one person, line or account is bounded. The feature names they produce
+are those of ``models/features.py``.
+
+>>> line = LineStats()
+>>> for i, callee in enumerate(["+861", "+862", "+863", "+861"]):
+...     line.update(i * 60_000, callee, answered=i != 2, duration_s=30)
+>>> line.get(4 * 60_000)
+{'line_fanout_24h': 3.0, 'line_answer_rate_24h': 0.75, 'line_short_share_24h': 1.0}
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict, deque
+from dataclasses import dataclass, field
+from statistics import median
+
+from models.features import NONE_MIN
+
+MINUTE = 60_000
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+
+
+class _Window:
+    """Items with an event time, kept for ``span_ms``, at most ``cap`` of them."""
+
+    __slots__ = ("_items", "span_ms")
+
+    def __init__(self, span_ms: int, cap: int):
+        self.span_ms = span_ms
+        self._items: deque[tuple[int, object]] = deque(maxlen=cap)
+
+    def add(self, t_ms: int, item: object) -> None:
+        self._items.append((t_ms, item))
+
+    def expire(self, now_ms: int) -> None:
+        horizon = now_ms - self.span_ms
+        items = self._items
+        while items and items[0][0] < horizon:
+            items.popleft()
+
+    def items(self, now_ms: int) -> list[tuple[int, object]]:
+        self.expire(now_ms)
+        return list(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class LineStats:
+    """A calling line's behaviour in the last 24 h: fan-out, answer rate, short calls."""
+
+    __slots__ = ("_answered", "_callees", "_calls", "_short", "last_ms")
+
+    def __init__(self) -> None:
+        self._calls = _Window(DAY, 4096)  # (t, (callee, answered, short))
+        self._callees: Counter[str] = Counter()
+        self._answered = 0
+        self._short = 0
+        self.last_ms = 0
+
+    def _expire(self, now_ms: int) -> None:
+        horizon = now_ms - DAY
+        items = self._calls._items
+        while items and (items[0][0] < horizon or len(items) == items.maxlen):
+            _, (callee, answered, short) = items.popleft()  # type: ignore[misc]
+            self._callees[callee] -= 1
+            if not self._callees[callee]:
+                del self._callees[callee]
+            self._answered -= answered
+            self._short -= short
+            if items and items[0][0] >= horizon:
+                break
+
+    def update(self, t_ms: int, callee: str, answered: bool, duration_s: int) -> None:
+        self._expire(t_ms)
+        short = answered and duration_s < 60
+        self._calls.add(t_ms, (callee, answered, short))
+        self._callees[callee] += 1
+        self._answered += answered
+        self._short += short
+        self.last_ms = max(self.last_ms, t_ms)
+
+    def get(self, now_ms: int) -> dict[str, float]:
+        self._expire(now_ms)
+        n = len(self._calls)
+        return {
+            "line_fanout_24h": float(len(self._callees)),
+            "line_answer_rate_24h": self._answered / n if n else 0.0,
+            "line_short_share_24h": self._short / self._answered if self._answered else 0.0,
+        }
+
+
+class SumWindow:
+    """A running sum of amounts over the last ``span_ms`` (O(1) amortised per update).
+
+    >>> w = SumWindow(DAY)
+    >>> w.add(0, 5); w.add(HOUR, 7); w.total(DAY + 1)
+    7
+    """
+
+    __slots__ = ("_items", "_total", "span_ms")
+
+    def __init__(self, span_ms: int, cap: int = 4096):
+        self.span_ms = span_ms
+        self._items: deque[tuple[int, int]] = deque(maxlen=cap)
+        self._total = 0
+
+    def add(self, t_ms: int, amount: int) -> None:
+        if len(self._items) == self._items.maxlen:
+            self._total -= self._items[0][1]
+        self._items.append((t_ms, amount))
+        self._total += amount
+
+    def total(self, now_ms: int) -> int:
+        horizon, items = now_ms - self.span_ms, self._items
+        while items and items[0][0] < horizon:
+            self._total -= items.popleft()[1]
+        return self._total
+
+
+class DistinctWindow:
+    """How many distinct keys were seen in the last ``span_ms`` (O(1) amortised per update)."""
+
+    __slots__ = ("_cap", "_counts", "_items", "span_ms")
+
+    def __init__(self, span_ms: int, cap: int = 4096):
+        self.span_ms = span_ms
+        self._items: deque[tuple[int, str]] = deque()
+        self._counts: Counter[str] = Counter()
+        self._cap = cap
+
+    def _drop_oldest(self) -> None:
+        _, key = self._items.popleft()
+        self._counts[key] -= 1
+        if not self._counts[key]:
+            del self._counts[key]
+
+    def add(self, t_ms: int, key: str) -> None:
+        if len(self._items) >= self._cap:
+            self._drop_oldest()
+        self._items.append((t_ms, key))
+        self._counts[key] += 1
+
+    def distinct(self, now_ms: int) -> int:
+        horizon = now_ms - self.span_ms
+        while self._items and self._items[0][0] < horizon:
+            self._drop_oldest()
+        return len(self._counts)
+
+
+class AccountStats:
+    """A payee account's last 24 h: distinct payers, and how much of the money in left again
+    within 30 minutes (mule accounts drain in minutes).
+
+    >>> acc = AccountStats()
+    >>> acc.money_in(0, "A", 100_00); acc.money_in(MINUTE, "B", 300_00)
+    >>> acc.money_out(5 * MINUTE, 380_00)
+    >>> f = acc.get(10 * MINUTE); f["payee_distinct_payers_24h"], f["payee_drain_share_24h"]
+    (2.0, 0.95)
+    """
+
+    __slots__ = ("_drained", "_in", "_payers", "first_ms", "last_ms", "recent_in")
+
+    DRAIN_MS = 30 * MINUTE
+
+    def __init__(self) -> None:
+        self._in = SumWindow(DAY)
+        self._payers = DistinctWindow(DAY)
+        self._drained = SumWindow(DAY)  # amounts that left within DRAIN_MS of arriving
+        self.recent_in: deque[list[int]] = deque(maxlen=256)  # [t, amount not yet drained]
+        self.first_ms: int | None = None
+        self.last_ms = 0
+
+    def _seen(self, t_ms: int) -> None:
+        if self.first_ms is None or t_ms < self.first_ms:
+            self.first_ms = t_ms
+        self.last_ms = max(self.last_ms, t_ms)
+
+    def money_in(self, t_ms: int, payer: str, amount_fen: int) -> None:
+        self._seen(t_ms)
+        self._in.add(t_ms, amount_fen)
+        self._payers.add(t_ms, payer)
+        self.recent_in.append([t_ms, amount_fen])
+
+    def money_out(self, t_ms: int, amount_fen: int) -> None:
+        self._seen(t_ms)
+        left = amount_fen
+        # Money out drains the oldest money in that is still within the drain window.
+        while left > 0 and self.recent_in:
+            entry = self.recent_in[0]
+            if t_ms - entry[0] > self.DRAIN_MS:
+                self.recent_in.popleft()
+                continue
+            take = min(left, entry[1])
+            self._drained.add(t_ms, take)
+            entry[1] -= take
+            left -= take
+            if entry[1] == 0:
+                self.recent_in.popleft()
+
+    def get(self, now_ms: int) -> dict[str, float]:
+        money_in = self._in.total(now_ms)
+        drained = self._drained.total(now_ms)
+        age = (now_ms - self.first_ms) / DAY if self.first_ms is not None else 0.0
+        return {
+            "payee_distinct_payers_24h": float(self._payers.distinct(now_ms)),
+            "payee_drain_share_24h": min(drained / money_in, 1.0) if money_in else 0.0,
+            "payee_age_days": round(max(age, 0.0), 3),
+        }
+
+
+class SeenIds:
+    """Event ids seen in the last ``ttl_ms`` of event time, for de-duplication.
+
+    >>> seen = SeenIds(ttl_ms=1000)
+    >>> seen.add("a", 0), seen.add("a", 10), seen.add("a", 5000)
+    (True, False, True)
+    """
+
+    __slots__ = ("_ids", "_order", "ttl_ms")
+
+    def __init__(self, ttl_ms: int):
+        self.ttl_ms = ttl_ms
+        self._ids: set[str] = set()
+        self._order: deque[tuple[int, str]] = deque()
+
+    def add(self, key: str, t_ms: int) -> bool:
+        """Remember ``key``; False when it was already seen (a duplicate)."""
+        horizon, order = t_ms - self.ttl_ms, self._order
+        while order and order[0][0] < horizon:
+            self._ids.discard(order.popleft()[1])
+        if key in self._ids:
+            return False
+        self._ids.add(key)
+        order.append((t_ms, key))
+        return True
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+@dataclass(slots=True)
+class UnknownCall:
+    end_ms: int
+    minutes: float
+    listed: bool
+
+
+class PersonContacts:
+    """Who has been calling a person: unknown lines in the last 72 h, and the lines the person
+    knows (called them, within 90 days).
+
+    >>> c = PersonContacts()
+    >>> c.called_out(0, "+86138")
+    >>> c.known("+86138", MINUTE), c.known("+86170", MINUTE)
+    (True, False)
+    >>> c.unknown_call(10 * MINUTE, 23.0, listed=True)
+    >>> f = c.get(40 * MINUTE); f["minutes_since_unknown_call"], f["listed_contact_72h"]
+    (30.0, 1.0)
+    """
+
+    __slots__ = ("_known", "_unknown")
+
+    KNOWN_MS = 90 * DAY
+
+    def __init__(self) -> None:
+        self._unknown = _Window(3 * DAY, 512)
+        self._known: OrderedDict[str, int] = OrderedDict()  # line -> last outgoing call
+
+    def called_out(self, t_ms: int, line: str) -> None:
+        self._known[line] = max(t_ms, self._known.get(line, t_ms))
+        self._known.move_to_end(line)
+        while len(self._known) > 512:
+            self._known.popitem(last=False)
+
+    def known(self, line: str, now_ms: int) -> bool:
+        t = self._known.get(line)
+        return t is not None and t <= now_ms and now_ms - t <= self.KNOWN_MS
+
+    def unknown_call(self, end_ms: int, minutes: float, listed: bool) -> None:
+        self._unknown.add(end_ms, UnknownCall(end_ms, minutes, listed))
+
+    def get(self, now_ms: int) -> dict[str, float]:
+        calls: list[UnknownCall] = [c for _, c in self._unknown.items(now_ms)]  # type: ignore[misc]
+        past = [c for c in calls if c.end_ms <= now_ms]
+        day = [c for c in past if now_ms - c.end_ms <= DAY]
+        last = max((c.end_ms for c in past), default=None)
+        return {
+            "unknown_calls_24h": float(len(day)),
+            "longest_unknown_call_72h": max((c.minutes for c in past), default=0.0),
+            "minutes_since_unknown_call": (now_ms - last) / MINUTE if last is not None else NONE_MIN,
+            "listed_contact_72h": 1.0 if any(c.listed for c in past) else 0.0,
+        }
+
+
+@dataclass
+class PersonTransfers:
+    """A person's own transfers: known payees, usual amounts, velocity, moves between own
+    accounts.
+
+    >>> p = PersonTransfers()
+    >>> for day in range(5):
+    ...     p.record(day * DAY, "6222000011112222", 200_00, own=False)
+    >>> f = p.get(5 * DAY + HOUR, "6217000099998888", 4_800_000, own=False)
+    >>> f["payee_new"], f["amount_ratio_usual"], f["transfers_24h"]
+    (1.0, 240.0, 1.0)
+    """
+
+    payees: OrderedDict[str, int] = field(default_factory=OrderedDict)  # payee -> last paid
+    amounts: deque[int] = field(default_factory=lambda: deque(maxlen=20))
+    recent: _Window = field(default_factory=lambda: _Window(DAY, 256))  # (t, amount)
+    last_own_move_ms: int | None = None
+
+    def get(self, now_ms: int, payee: str, amount_fen: int, own: bool) -> dict[str, float]:
+        """Features of a transfer being initiated now (counting it in the 24 h figures)."""
+        recent = self.recent.items(now_ms)
+        usual = median(self.amounts) if self.amounts else None
+        return {
+            "amount_cny": amount_fen / 100,
+            "amount_ratio_usual": amount_fen / usual if usual else 1.0,
+            "payee_new": 0.0 if payee in self.payees or own else 1.0,
+            "payee_own": 1.0 if own else 0.0,
+            "transfers_24h": float(len(recent) + 1),
+            "amount_24h_cny": (sum(a for _, a in recent) + amount_fen) / 100,  # type: ignore[misc]
+            "own_move_24h": 1.0 if self.last_own_move_ms is not None
+            and 0 <= now_ms - self.last_own_move_ms <= DAY else 0.0,
+        }
+
+    def record(self, t_ms: int, payee: str, amount_fen: int, own: bool) -> None:
+        """Remember a transfer after it was scored."""
+        self.recent.add(t_ms, amount_fen)
+        if own:
+            self.last_own_move_ms = t_ms
+            return
+        self.amounts.append(amount_fen)
+        self.payees[payee] = t_ms
+        self.payees.move_to_end(payee)
+        while len(self.payees) > 200:
+            self.payees.popitem(last=False)
