@@ -40,3 +40,13 @@ def call(minute: float, duration_s: int, caller: str = LINE, callee: str = VICTI
     if kind == "voice":
         v["answered"] = answered
     return ("calls", v)
+
+
+def transfer(minute: float, amount_fen: int, payee: str = "6217000010099887766",
+             payer: str = VICTIM_ACCOUNT, status: str = "initiated", txn: str | None = None,
+             eid: str | None = None) -> tuple:
+    txn = txn or f"TX-{minute}-{payee}-{amount_fen}"
+    return ("transactions", {"event_id": eid or f"tx-{txn}-{status}", "event_time": at(minute),
+                             "txn_id": txn, "status": status, "bank": "ICBC", "payer_account": payer,
+                             "payee_account": payee, "payee_bank": "CCB", "amount_fen": amount_fen,
+                             "currency": "CNY", "channel": "mobile_app"})
