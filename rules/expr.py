@@ -94,9 +94,11 @@ def compile_expr(source: str, allowed: Collection[str], evaluator: _Evaluator | 
         raise ExprError("the condition is empty")
     text = source.strip()
     try:
-        module = ast.parse(text, mode="eval")
+        # In parentheses, so a condition may run over several lines (a YAML block, say).
+        module = ast.parse(f"({text}\n)", mode="eval")
     except SyntaxError as e:
-        raise ExprError(f"syntax error: {e.msg} (column {e.offset or 0})", e.lineno or 1) from None
+        last = text.count("\n") + 1  # an error at the closing parenthesis is on the last line
+        raise ExprError(f"syntax error: {e.msg}", min(e.lineno or 1, last)) from None
     names: dict[str, tuple[int, int]] = {}  # name -> first position in the source
     for node in ast.walk(module):
         line = getattr(node, "lineno", 1)
