@@ -87,9 +87,16 @@ async def case_reports(stream: faust.StreamT[bytes]) -> None:
 
 @app.agent(task_outcomes_topic)
 async def task_outcomes(stream: faust.StreamT[bytes]) -> None:
-    """Validate and count what desks and banks report."""
+    """Route what desks and banks report to the person whose episode it closes or escalates."""
     async for raw in stream:
-        await _checked("task-outcomes", raw)
+        value = await _checked("task-outcomes", raw)
+        if value is None:
+            continue
+        routed = lanes().router.route("task-outcomes", value)[1]
+        if not routed:
+            metrics.RECORDS_UNROUTED.labels("task-outcomes").inc()
+        for ev in routed:
+            await person_events_topic.send(key=ev.key.encode(), value=_envelope(ev))
 
 
 def _envelope(ev) -> bytes:

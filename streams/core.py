@@ -31,14 +31,14 @@ Faust worker runs the same objects on either side of ``zt-entity-events`` and
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from models.features import POINT_FEATURES
-from streams.eventtime import fmt, parse
-from streams.privacy import mask_msisdn
+from models.features import NONE_MIN, POINT_FEATURES
+from streams.eventtime import fmt, parse, to_ms
+from streams.ladder import Ladder, Policy
+from streams.privacy import mask_account, mask_msisdn
 from streams.reference import Person, Reference
 from streams.state import DAY, HOUR, MINUTE, AccountStats, LineStats, PersonContacts, PersonTransfers, SeenIds
 from streams.tasks import Reason, WarningTask
@@ -57,16 +57,12 @@ TOPIC_RANK: dict[str, int] = {
 
 @dataclass(frozen=True)
 class CoreConfig:
-    """What the decisions depend on; every field is documented in the README."""
+    """How the stages read the stream; the dissuasion policy is in ``streams/policy.yaml``."""
 
     lateness_ms: int = 2000
     min_contact_s: int = 60  # shorter answered calls from unknown lines are no scoring point
     min_call_s: int = 300  # built-in rule (no rule set loaded): a "hooked" call
-    long_call_s: int = 20 * 60
-    elderly_age: int = 65
-    contact_threshold: float = 0.85  # combined risk that warns without an enforcing rule
-    transfer_threshold: float = 0.85
-    episode_quiet_ms: int = 72 * 3600 * 1000  # an episode closes after this long without a task
+    long_call_s: int = 20 * 60  # priority 1 from this call duration on
     seen_ttl_ms: int = 48 * 3600 * 1000  # how long event ids are remembered for de-duplication
     ruleset_version: str = "core-v1"  # used when no rule set is loaded
     model_version: str = "none"  # used when no model is loaded
@@ -147,7 +143,10 @@ class Router:
             return [ev, ev.to(value["payer_account"], "payer")], []
         if topic == "case-reports":
             return [], [StageEvent.make(topic, value["person_id"], "report", value, arrived)]
-        return [], []  # task-outcomes are counted; the outcome loop routes them (episodes)
+        person_id = self.reference.tasks.get(value["task_id"])  # task-outcomes
+        if person_id is None:
+            return [], []  # an outcome of a task this pipeline never sent (counted by drivers)
+        return [], [StageEvent.make(topic, person_id, "outcome", value, arrived)]
 
 
 # --- stage 2 ---------------------------------------------------------------------------------
@@ -287,20 +286,11 @@ class Scored:
 
 
 @dataclass(slots=True)
-class Episode:
-    episode_id: str
-    opened_ms: int
-    last_ms: int
-    issued: set[tuple[str, str]] = field(default_factory=set)  # (reason code, subject)
-
-
-@dataclass(slots=True)
 class PersonState:
     seen: dict[str, int] = field(default_factory=dict)  # event_id/role -> time, for de-dup
     contacts: PersonContacts = field(default_factory=PersonContacts)
     transfers: PersonTransfers = field(default_factory=PersonTransfers)
     txns: dict[str, str] = field(default_factory=dict)  # txn_id -> last status seen
-    episode: Episode | None = None
     last_ms: int = 0
 
 
@@ -325,10 +315,12 @@ class Decider:
 
     def __init__(self, reference: Reference, config: CoreConfig | None = None,
                  max_wait_s: float | None = None, ruleset: RuleSetLike | None = None,
-                 scorer: Scorer | None = None, observer: Callable[[Scored], None] | None = None):
+                 scorer: Scorer | None = None, observer: Callable[[Scored], None] | None = None,
+                 policy: Policy | None = None):
         self.reference = reference
         self.config = config or CoreConfig()
         self.buffer = Reorderer(self.config.lateness_ms, max_wait_s)
+        self.ladder = Ladder(policy)
         self.persons: dict[str, PersonState] = {}
         self.stats = DecisionStats()
         self.ruleset = ruleset
@@ -336,6 +328,7 @@ class Decider:
         self.observer = observer
         self._swept_ms = 0
         self._years: dict[int, int] = {}
+        self._hits: dict[str, dict[tuple[str, str], int]] = {}  # person -> (rule, mode) -> time
 
     def push(self, ev: StageEvent, now: float = 0.0) -> None:
         self.buffer.push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
@@ -348,20 +341,44 @@ class Decider:
 
     def decide_batch(self, events: Iterable[StageEvent]) -> list[tuple[StageEvent, WarningTask]]:
         """Update state and collect scoring points in order, score them in one vectorised call
-        per point, then decide in order. Features never depend on decisions, so this gives the
-        same tasks as deciding one event at a time, whatever the batch."""
-        pending: list[_Pending] = []
+        per point, then run the ladder in order (timers, decisions, transfers, outcomes).
+        Features never depend on decisions, so this gives the same tasks as deciding one event
+        at a time, whatever the batch."""
+        observed: list[tuple[StageEvent, _Pending | None]] = []
         for ev in events:
-            p = self._observe(ev)
-            if p is not None:
-                pending.append(p)
-        if not pending:
-            return []
-        self._score(pending)
+            observed.append((ev, self._observe(ev)))
+        self._score([p for _, p in observed if p is not None])
         out: list[tuple[StageEvent, WarningTask]] = []
-        for p in pending:
-            out.extend((p.ev, task) for task in self._decide(p))
+        persons, ladder = self.reference.persons, self.ladder
+        for ev, p in observed:
+            tasks = ladder.advance(ev.avail_ms, persons, self.reference.listed)
+            person = persons.get(ev.key)
+            if person is not None:
+                if p is not None:
+                    tasks.extend(self._decide(p))
+                if ev.role == "payer":
+                    tasks.extend(ladder.transfer_seen(person, ev.value, ev.avail_ms))
+                elif ev.role == "outcome":
+                    tasks.extend(ladder.outcome(person, ev.value, ev.avail_ms))
+            if ev.role == "report":
+                ladder.case_report(ev.key, ev.value)
+                self._confirm_hits(ev.key, ev.avail_ms)
+            for task in tasks:
+                self._stamp(task)
+                out.append((ev, task))
         return out
+
+    def _confirm_hits(self, person_id: str, t_ms: int) -> None:
+        """A case report confirms the rule hits on its person in the week before it."""
+        for (rule, mode), hit_ms in self._hits.pop(person_id, {}).items():
+            if t_ms - hit_ms <= 7 * DAY:
+                self.ladder.stats.add("rule_confirmed", rule, mode)
+
+    def _stamp(self, task: WarningTask) -> None:
+        """Versions in force, on every task; remember whose task it is (for outcomes)."""
+        task.model_version = self.scorer.version if self.scorer else self.config.model_version
+        task.ruleset_version = self.ruleset.version if self.ruleset else self.config.ruleset_version
+        self.reference.note_task(task.task_id, task.person_id)
 
     # --- state and features -------------------------------------------------------------------
 
@@ -481,9 +498,13 @@ class Decider:
             model = s.model_score or 0.0
             # Noisy-OR of independent evidence: either source alone can carry the risk.
             s.risk = round(1 - (1 - rule) * (1 - model), 4)
+            if s.hits:
+                recent = self._hits.setdefault(s.person_id, {})
             for h in s.hits:
                 counts = self.stats.shadow_hits if h.mode == "shadow" else self.stats.enforce_hits
                 counts[h.rule_id] = counts.get(h.rule_id, 0) + 1
+                self.ladder.stats.add("rule_hits", h.rule_id, h.mode)
+                recent[(h.rule_id, h.mode)] = s.t_ms
             if self.observer is not None:
                 self.observer(s)
 
@@ -503,66 +524,74 @@ class Decider:
     # --- decisions -----------------------------------------------------------------------------
 
     def _decide(self, p: _Pending) -> list[WarningTask]:
-        s, cfg, ev, person = p.scored, self.config, p.ev, p.person
+        s, ev, person, policy = p.scored, p.ev, p.person, self.ladder.policy
         enforce = [h for h in s.hits if h.mode == "enforce"]
-        threshold = cfg.contact_threshold if s.point == "contact" else cfg.transfer_threshold
+        threshold = policy.contact_threshold if s.point == "contact" else policy.transfer_threshold
         model_alone = s.model_score is not None and s.model_score >= threshold
-        if not enforce and not model_alone:
+        current = self.ladder.episodes.get(person.person_id)
+        warned = (current is not None and not current.closed and current.first_warning_ms is not None
+                  and s.t_ms - current.last_ms <= policy.episode_quiet_hours * HOUR)
+        f = s.features
+        paid_after_warning = (s.point == "transfer" and warned and f["payee_new"] == 1.0
+                              and (f["amount_cny"] >= policy.paid_after_warning_min_cny
+                                   or f["payee_listed"] == 1.0))
+        if not enforce and not model_alone and not paid_after_warning:
             return []
-        state = self.persons[person.person_id]
         subject = ev.value["caller"] if s.point == "contact" else ev.value["payee_account"]
-        codes = [h.code for h in enforce] or ["MODEL_RISK"]
-        episode = self._episode(person.person_id, state, s.t_ms, ev.offset_min)
-        if all((c, subject) in episode.issued for c in codes):
-            return []  # the same episode is never warned twice for the same reason
-        episode.issued.update((c, subject) for c in codes)
-        episode.last_ms = s.t_ms
-
         reasons = [Reason(h.code, h.reason) for h in enforce]
-        model_version = self.scorer.version if self.scorer else cfg.model_version
+        if paid_after_warning:
+            reasons.insert(0, Reason("PAID_AFTER_WARNING", "the person was warned in this episode "
+                                     f"and is now paying {s.features['amount_cny']:,.0f} CNY to "
+                                     f"{mask_account(subject)}"))
         if s.model_score is not None and (model_alone or s.model_score >= 0.5):
+            model_version = self.scorer.version if self.scorer else self.config.model_version
             reasons.append(Reason("MODEL_RISK", f"the classifier ({model_version}) puts the fraud "
                                   f"risk of this {s.point} at {s.model_score:.2f}"))
+        episode = self.ladder.episode(person, s.t_ms, ev.offset_min)
+        codes = [(r.code, subject) for r in reasons]
+        if all(c in episode.issued for c in codes):
+            return []  # the same episode is never warned twice for the same reason
         age = int(s.features["person_age"])
-        elderly = age >= cfg.elderly_age
+        elderly = age >= policy.elderly_age
         if elderly:
             reasons.append(Reason("ELDERLY_PERSON", f"the person is {age} years old; elderly "
                                   "people are among the most targeted"))
-        long_call = s.point == "contact" and ev.value["duration_s"] >= cfg.long_call_s
-        priority = 1 if (s.risk >= 0.9 or elderly or long_call) else 2 if s.risk >= 0.6 else 3
+        long_call = s.point == "contact" and ev.value["duration_s"] >= self.config.long_call_s
+        risk = max(s.risk, 0.9) if paid_after_warning else s.risk
+        priority = 1 if (risk >= 0.9 or elderly or long_call or paid_after_warning) \
+            else 2 if risk >= 0.6 else 3
         common = dict(person_id=person.person_id, district=person.district,
                       episode_id=episode.episode_id, created_ms=s.t_ms, offset_min=ev.offset_min,
-                      priority=priority, risk_score=s.risk, reasons=reasons, evidence=[s.event_id],
-                      model_version=model_version,
-                      ruleset_version=self.ruleset.version if self.ruleset else cfg.ruleset_version)
-        if s.point == "contact":
-            return [WarningTask(action="call", contact_msisdn=ev.value["callee"], **common)]
+                      priority=priority, risk_score=risk, reasons=reasons, evidence=[s.event_id],
+                      model_version="-", ruleset_version="-")
         v = ev.value
-        if v["status"] == "initiated":
-            return [WarningTask(action="hold", bank=v["bank"], txn_id=v["txn_id"],
-                                account=v["payer_account"], amount_fen=v["amount_fen"], **common)]
-        return [WarningTask(action="stop_payment", bank=v["payee_bank"], txn_id=v["txn_id"],
-                            account=v["payee_account"], amount_fen=v["amount_fen"], **common)]
-
-    def _episode(self, pid: str, state: PersonState, t_ms: int, offset_min: int) -> Episode:
-        ep = state.episode
-        if ep is None or t_ms - ep.last_ms > self.config.episode_quiet_ms:
-            ep = state.episode = Episode(_episode_id(pid, t_ms, offset_min), t_ms, t_ms)
-        return ep
+        if s.point == "contact":
+            hinted = {h.action for h in enforce}
+            visit = "visit" in hinted or (elderly and risk >= policy.visit_threshold)
+            task = (WarningTask(action="visit", **common) if visit else
+                    WarningTask(action="call", contact_msisdn=v["callee"], **common))
+        elif v["status"] == "initiated":
+            task = WarningTask(action="hold", bank=v["bank"], txn_id=v["txn_id"],
+                               account=v["payer_account"], amount_fen=v["amount_fen"], **common)
+        else:
+            task = WarningTask(action="stop_payment", bank=v["payee_bank"], txn_id=v["txn_id"],
+                               account=v["payee_account"], amount_fen=v["amount_fen"], **common)
+        if episode.first_warning_ms is None:
+            # Time to first warning: from the first answered call of an unknown line (72 h).
+            since = s.features.get("minutes_since_unknown_call", NONE_MIN)
+            if s.point == "contact":
+                since = s.features["call_minutes"]
+            if since < NONE_MIN:
+                self.ladder.stats.first_warning_s.append(since * 60)
+        return [self.ladder.issue(episode, task, codes)]
 
     def _sweep(self, now_ms: int) -> None:
         """Forget persons idle for longer than every window and episode (bounded memory)."""
         self._swept_ms = now_ms
-        horizon = now_ms - max(7 * DAY, self.config.episode_quiet_ms)
+        horizon = now_ms - max(7 * DAY, int(self.ladder.policy.episode_quiet_hours * HOUR))
         self.persons = {k: s for k, s in self.persons.items() if s.last_ms >= horizon}
-
-
-def _episode_id(pid: str, opened_ms: int, offset_min: int) -> str:
-    stamp = fmt(opened_ms, offset_min)
-    eid = f"E-{pid}-{stamp[:4]}{stamp[5:7]}{stamp[8:10]}{stamp[11:13]}{stamp[14:16]}"
-    if len(eid) <= 128:
-        return eid
-    return "E-" + hashlib.blake2b(eid.encode(), digest_size=12).hexdigest()
+        week = now_ms - 7 * DAY
+        self._hits = {p: h for p, h in self._hits.items() if max(h.values()) >= week}
 
 
 class Core:
@@ -574,13 +603,13 @@ class Core:
 
     def __init__(self, config: CoreConfig | None = None, ruleset: RuleSetLike | None = None,
                  scorer: Scorer | None = None, observer: Callable[[Scored], None] | None = None,
-                 batch: int = 1):
+                 batch: int = 1, policy: Policy | None = None):
         self.config = config or CoreConfig()
         self.reference = Reference()
         self.router = Router(self.reference)
         self.entities = EntityStage(self.reference, self.config)
         self.decider = Decider(self.reference, self.config, ruleset=ruleset, scorer=scorer,
-                               observer=observer)
+                               observer=observer, policy=policy)
         self.batch = max(batch, 1)
         self._ready: list[StageEvent] = []
 
@@ -589,6 +618,9 @@ class Core:
         entity_events, person_events = self.router.route(topic, value)
         for ev in entity_events:
             self.entities.push(ev)
+        # In one process the person stage may follow the stream's own time: everything the
+        # entity stage still holds is later than its watermark anyway.
+        self.decider.buffer.observe(to_ms(value["event_time"]))
         for ev in [*person_events, *self.entities.ready()]:
             self.decider.push(ev)
         self._ready.extend(self.decider.buffer.pop_ready())

@@ -122,6 +122,7 @@ class Lanes:
         self.producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()
         self._counted: dict[str, int] = {}
+        self._exported: dict[tuple[str, tuple[str, ...]], float] = {}
         self._partitions: dict[str, list[int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -154,7 +155,8 @@ class Lanes:
                                        "fetch_max_wait_ms": 200})
         await consumer.start()
         try:
-            tps = [TopicPartition(t, p) for t in ("registry", "watchlist")
+            # warning-tasks too: an outcome must find the person of a task any worker sent
+            tps = [TopicPartition(t, p) for t in ("registry", "watchlist", "warning-tasks")
                    for p in sorted(consumer.partitions_for_topic(t) or {0})]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
@@ -162,6 +164,10 @@ class Lanes:
                 batches = await consumer.getmany(timeout_ms=300, max_records=self.cfg.batch)
                 for tp, msgs in batches.items():
                     for m in msgs:
+                        if tp.topic == "warning-tasks":  # our own output: valid by construction
+                            task = orjson.loads(m.value)
+                            self.reference.note_task(task["task_id"], task["person_id"])
+                            continue
                         checked = contract.check(tp.topic, m.value)
                         if checked.ok:  # the group agents dead-letter and count bad ones once
                             self.reference.apply(tp.topic, checked.value)
@@ -361,6 +367,7 @@ class Lanes:
         late = self.decider.buffer.late + self.entities.buffer.late
         metrics.RECORDS_LATE.inc(late - seen.get("#late", 0))
         seen["#late"] = late
+        export_ladder(self.decider.ladder.stats, self._exported)
 
     async def _wait_reference(self) -> None:
         waiter = asyncio.create_task(self.reference_ready.wait())
@@ -368,6 +375,20 @@ class Lanes:
         await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         stopper.cancel()
+
+
+def export_ladder(stats: Any, exported: dict[tuple[str, tuple[str, ...]], float]) -> None:
+    """Add what the ladder counted since the last export to the Prometheus counters."""
+    for key, value in stats.counts.items():
+        metric = metrics.LADDER_METRICS.get(key[0])
+        delta = value - exported.get(key, 0.0)
+        if metric is None or delta <= 0:
+            continue
+        (metric.labels(*key[1]) if key[1] else metric).inc(delta)
+        exported[key] = value
+    for seconds in stats.first_warning_s:
+        metrics.FIRST_WARNING.observe(seconds)
+    stats.first_warning_s.clear()
 
 
 def _crash_report(task: asyncio.Task[None]) -> None:

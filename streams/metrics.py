@@ -53,6 +53,50 @@ LAST_EVENT_TIME = Gauge(
     "Event time of the newest record consumed, by topic (Unix seconds).", ["topic"])
 BUILD = Info("zt_build", "Versions in force in this process.")
 
+# --- the users' figures (DOMAIN.md), counted by the dissuasion ladder ---------------------------
+WARNINGS = Counter("zt_warnings_total", "Warning tasks raised, by action and police district.",
+                   ["action", "district"])
+OUTCOMES = Counter("zt_outcomes_total", "Outcomes reported by desks and banks, by result.",
+                   ["result"])
+FUNDS = Counter("zt_funds_fen_total",
+                "Money in fen: requested to hold or stop, and actually held or stopped.", ["kind"])
+SLA_BREACHES = Counter("zt_sla_breaches_total",
+                       "Tasks with no outcome by their due time (event time), by action.", ["action"])
+DONE_LATE = Counter("zt_tasks_done_late_total", "Outcomes that came after the due time, by action.",
+                    ["action"])
+ESCALATIONS = Counter("zt_escalations_total", "Escalations up the ladder, by reason code.",
+                      ["reason"])
+WARNED_PERSONS = Counter("zt_warned_persons_total", "People who received their first warning.")
+EPISODES = Counter("zt_episodes_opened_total", "Episodes (one person's suspected fraud) opened.")
+ZERO_JUDGED = Counter("zt_zero_transfer_judged_total",
+                      "Warned people whose window (after the first warning) has been judged.",
+                      ["window"])
+ZERO_KEPT = Counter("zt_zero_transfer_kept_total",
+                    "Of those, people who made no transfer to a confirmed fraud account.", ["window"])
+DEFRAUDED_AFTER_WARNING = Counter(
+    "zt_defrauded_after_warning_total", "Warned people who paid fraudsters anyway (预后被骗).")
+CASE_REPORTS = Counter("zt_case_reports_total", "Victims' case reports received.")
+CASE_LOSSES = Counter("zt_case_losses_fen_total", "Losses in the case reports, in fen.")
+FIRST_WARNING = Histogram(
+    "zt_time_to_first_warning_seconds",
+    "Event-time seconds from the first answered call of an unknown line to a person's first "
+    "warning.", buckets=(60, 300, 600, 1800, 3600, 2 * 3600, 6 * 3600, 24 * 3600, 72 * 3600))
+RULE_HITS = Counter("zt_rule_hits_total", "Rule hits at scoring points, by rule and mode.",
+                    ["rule", "mode"])
+RULE_CONFIRMED = Counter("zt_rule_hits_confirmed_total",
+                         "Rule hits on a person who later filed a case report, by rule and mode.",
+                         ["rule", "mode"])
+
+# LadderStats name -> (metric, label names it carries)
+LADDER_METRICS = {
+    "warnings": WARNINGS, "outcomes": OUTCOMES, "funds_fen": FUNDS, "sla_breaches": SLA_BREACHES,
+    "done_late": DONE_LATE, "escalations": ESCALATIONS, "warned_persons": WARNED_PERSONS,
+    "episodes_opened": EPISODES, "zero_transfer_judged": ZERO_JUDGED,
+    "zero_transfer_kept": ZERO_KEPT, "defrauded_after_warning": DEFRAUDED_AFTER_WARNING,
+    "case_reports": CASE_REPORTS, "case_losses_fen": CASE_LOSSES, "rule_hits": RULE_HITS,
+    "rule_confirmed": RULE_CONFIRMED,
+}
+
 
 # Every series exists from the start, so rate() and increase() count a first batch too.
 for _topic in ("registry", "watchlist", "calls", "transactions", "case-reports", "task-outcomes"):
@@ -63,6 +107,16 @@ for _stage in ("ingest", "entity", "decide"):
     BATCH_SECONDS.labels(_stage)
 for _stage in ("entity", "decide"):
     STAGE_EVENTS.labels(_stage)
+for _window in ("24h", "72h"):
+    ZERO_JUDGED.labels(_window)
+    ZERO_KEPT.labels(_window)
+for _kind in ("hold_requested", "stop_payment_requested", "held", "stopped"):
+    FUNDS.labels(_kind)
+for _result in ("dissuaded", "unreachable", "refused", "not_fraud", "visited", "held", "stopped",
+                "failed"):
+    OUTCOMES.labels(_result)
+for _action in ("call", "visit", "hold", "stop_payment"):
+    SLA_BREACHES.labels(_action)
 
 
 def serve(port: int, host: str = "127.0.0.1") -> None:

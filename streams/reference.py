@@ -16,6 +16,7 @@ True
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from streams.eventtime import to_ms
 
 # A listing is re-added and removed rarely; keep the last few intervals of each value.
 MAX_INTERVALS = 8
+MAX_TASKS = 1_000_000  # tasks whose outcomes can still be routed (~100 bytes each)
 
 
 @dataclass(slots=True)
@@ -54,12 +56,21 @@ class Reference:
     by_account: dict[str, str] = field(default_factory=dict)
     bank_of: dict[str, str] = field(default_factory=dict)
     watch: dict[str, list[Listing]] = field(default_factory=dict)
+    tasks: OrderedDict[str, str] = field(default_factory=OrderedDict)  # task_id -> person_id
+
+    def note_task(self, task_id: str, person_id: str) -> None:
+        """Remember whose task this is, so its outcome finds the person (bounded)."""
+        self.tasks[task_id] = person_id
+        if len(self.tasks) > MAX_TASKS:
+            self.tasks.popitem(last=False)
 
     def apply(self, topic: str, rec: dict[str, Any]) -> None:
         if topic == "registry":
             self._registry(rec)
         elif topic == "watchlist":
             self._watchlist(rec)
+        elif topic == "warning-tasks":
+            self.note_task(rec["task_id"], rec["person_id"])
 
     def _registry(self, rec: dict[str, Any]) -> None:
         pid = rec["person_id"]

@@ -44,11 +44,12 @@ class WarningTask:
     txn_id: str | None = None
     account: str | None = None
     amount_fen: int | None = None
+    basis: str = ""  # what else distinguishes this decision (an escalation's reason)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def task_id(self) -> str:
-        return task_id(self.action, self.person_id, self.evidence, self.txn_id)
+        return task_id(self.action, self.person_id, self.evidence, self.txn_id, self.basis)
 
     def to_record(self) -> dict[str, Any]:
         limit = self.due_s or TIME_LIMIT_S[self.action]
@@ -75,10 +76,11 @@ class WarningTask:
         return rec
 
 
-def task_id(action: str, person_id: str, evidence: list[str], txn_id: str | None = None) -> str:
+def task_id(action: str, person_id: str, evidence: list[str], txn_id: str | None = None,
+            basis: str = "") -> str:
     """Stable id from the decision and its evidence (order of evidence does not matter)."""
     h = hashlib.blake2b(digest_size=10)
-    for part in (action, person_id, txn_id or "", *sorted(evidence)):
+    for part in (action, person_id, txn_id or "", basis, *sorted(evidence)):
         h.update(part.encode())
         h.update(b"\x1f")
     return "T-" + h.hexdigest()

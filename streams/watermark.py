@@ -42,6 +42,11 @@ class Reorderer:
     def __len__(self) -> int:
         return len(self._heap) + len(self._late)
 
+    def observe(self, stream_ms: int) -> None:
+        """The stream has reached ``stream_ms`` (a record upstream), without an item here."""
+        if stream_ms > self._max_seen:
+            self._max_seen = stream_ms
+
     def items(self) -> list[Any]:
         """What is still held (any order)."""
         return [entry[3] for entry in self._heap] + list(self._late)

@@ -26,8 +26,12 @@ def run(records, config: CoreConfig | None = None) -> list[dict]:
     return recs
 
 
+def calls(tasks: list[dict]) -> list[dict]:
+    return [t for t in tasks if t["action"] == "call"]
+
+
 def test_a_hooked_call_from_a_listed_line_gives_a_call_task():
-    [task] = run([person(), listed(), call(0, 21 * 60)])
+    [task] = calls(run([person(), listed(), call(0, 21 * 60)]))
     assert task["action"] == "call"
     assert task["contact_msisdn"] == VICTIM_MSISDN
     assert task["created_time"] == at(21)  # when the evidence was complete: the call's end
@@ -64,24 +68,26 @@ def test_the_watch_list_counts_as_of_the_call_end():
 
 
 def test_elderly_people_get_priority_one_and_a_reason():
-    [task] = run([person(birth_year=1950), listed(confidence=0.8), call(0, 400)])
+    [task] = calls(run([person(birth_year=1950), listed(confidence=0.8), call(0, 400)]))
     assert task["priority"] == 1
     assert [r["code"] for r in task["reasons"]] == ["CALL_FROM_WATCHLISTED_NUMBER", "ELDERLY_PERSON"]
-    [young] = run([person(birth_year=1990), listed(confidence=0.8), call(0, 400)])
+    [young] = calls(run([person(birth_year=1990), listed(confidence=0.8), call(0, 400)]))
     assert young["priority"] == 2  # risk 0.8: urgent only from 0.9, or for the elderly
 
 
 def test_one_episode_is_not_warned_twice_for_the_same_reason():
     tasks = run([person(), listed(), call(0, 600), call(60, 900), call(120, 1200)])
-    assert len(tasks) == 1
+    # One call; nobody answered it within 5 minutes, so the ladder escalated to a visit.
+    assert [t["action"] for t in tasks] == ["call", "visit"]
+    assert tasks[1]["reasons"][0]["code"] == "CALL_OVERDUE"
     other = "+8617099998888"
-    tasks = run([person(), listed(), listed(other), call(0, 600), call(60, 900, caller=other)])
+    tasks = calls(run([person(), listed(), listed(other), call(0, 600), call(60, 900, caller=other)]))
     assert len(tasks) == 2
     assert tasks[0]["episode_id"] == tasks[1]["episode_id"]
 
 
 def test_a_new_episode_after_a_quiet_period():
-    tasks = run([person(), listed(), call(0, 600), call(73 * 60, 600)])
+    tasks = calls(run([person(), listed(), call(0, 600), call(73 * 60, 600)]))
     assert len(tasks) == 2
     assert tasks[0]["episode_id"] != tasks[1]["episode_id"]
 

@@ -31,7 +31,7 @@ def test_the_sample_gives_the_same_bytes_on_every_run(tmp_path: Path):
     for i in range(3):
         s = replay(SAMPLE, tmp_path / f"t{i}.jsonl")
         digests.add(hashlib.sha256((tmp_path / f"t{i}.jsonl").read_bytes()).hexdigest())
-        assert dict(s.tasks) == {"call": 3}
+        assert s.tasks["call"] == 3
         assert sum(s.rejected.values()) == 3
     assert len(digests) == 1
 
@@ -97,7 +97,7 @@ def test_gzip_replay_files(tmp_path: Path):
     gz = tmp_path / "e.jsonl.gz"
     gz.write_bytes(gzip.compress(SAMPLE.read_bytes()))
     s = replay(gz, tmp_path / "t.jsonl")
-    assert dict(s.tasks) == {"call": 3}
+    assert s.tasks == replay(SAMPLE, tmp_path / "plain.jsonl").tasks
 
 
 @pytest.mark.parametrize("make", ["missing", "directory", "bad-gzip"])
@@ -118,7 +118,7 @@ def zt(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
 def test_cli_exits_zero_with_rejects_and_prints_a_summary(tmp_path: Path):
     r = zt("replay", str(SAMPLE), "--out", str(tmp_path / "t.jsonl"), "--quiet")
     assert r.returncode == 0, r.stderr
-    assert "tasks: call 3" in r.stdout
+    assert "tasks: call 3," in r.stdout
     assert "rejected: 3 ->" in r.stdout and "t.dead-letter.jsonl" in r.stdout
     assert "calls" in r.stdout and "registry" in r.stdout
 

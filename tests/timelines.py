@@ -50,3 +50,20 @@ def transfer(minute: float, amount_fen: int, payee: str = "6217000010099887766",
                              "txn_id": txn, "status": status, "bank": "ICBC", "payer_account": payer,
                              "payee_account": payee, "payee_bank": "CCB", "amount_fen": amount_fen,
                              "currency": "CNY", "channel": "mobile_app"})
+
+
+def outcome(minute: float, task_id: str, result: str, amount_fen: int | None = None,
+            actor: str = "desk:371602") -> tuple:
+    v: dict[str, Any] = {"event_id": f"out-{task_id}-{result}-{minute}", "event_time": at(minute),
+                         "task_id": task_id, "actor": actor, "result": result}
+    if amount_fen is not None:
+        v["amount_fen"] = amount_fen
+    return ("task-outcomes", v)
+
+
+def report(minute: float, person_id: str = "P1", accounts: tuple[str, ...] = (),
+           txns: tuple[str, ...] = (), loss_fen: int = 0) -> tuple:
+    return ("case-reports", {"event_id": f"case-{person_id}-{minute}", "event_time": at(minute),
+                             "report_id": f"R-{person_id}-{minute}", "person_id": person_id,
+                             "fraud_type": "impersonation_police", "txn_ids": list(txns),
+                             "loss_fen": loss_fen, "fraud_msisdns": [], "fraud_accounts": list(accounts)})

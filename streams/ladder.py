@@ -1,0 +1,362 @@
+"""The dissuasion ladder: episodes, actions, SLA timers in event time, outcomes, the legal clocks
+of holds and stop-payments, and the zero-transfer rate.
+
+The ladder is the policy half of the person stage: it sees scoring points (with their rule hits
+and model score), transfers changing state, desks' and banks' outcomes and case reports, in the
+order of their time, and timers fire in that same order ("due" means the stream's event time
+has passed the due time, never the wall clock). So workers and replay escalate identically.
+
+Every figure the users report is counted in ``LadderStats`` (the workers export it to
+Prometheus, replay prints it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from streams.eventtime import fmt
+from streams.privacy import mask_account
+from streams.reference import Person
+from streams.state import HOUR
+from streams.tasks import Reason, WarningTask
+
+# --- the policy file --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Policy:
+    version: str = "policy-builtin"
+    contact_threshold: float = 0.85
+    transfer_threshold: float = 0.85
+    visit_threshold: float = 0.95
+    elderly_age: int = 65
+    paid_after_warning_min_cny: float = 1000
+    time_limits_s: dict[str, int] = field(default_factory=lambda: {
+        "call": 300, "visit": 3600, "hold": 120, "stop_payment": 600})
+    episode_quiet_hours: float = 72
+    stop_payment_hours: float = 48
+    stop_payment_renewals: int = 2
+    stop_payment_warn_before_hours: float = 4
+    hold_hours: float = 24
+    hold_warn_before_hours: float = 2
+    zero_transfer_windows_hours: tuple[int, ...] = (24, 72)
+    confirmation_grace_hours: float = 48
+    district_capacity_per_hour: dict[str, int] = field(default_factory=lambda: {"default": 30})
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> Policy:
+        """Load the policy file (default: the packaged ``streams/policy.yaml``)."""
+        text = (Path(path).read_text("utf-8") if path is not None else
+                (resources.files("streams") / "policy.yaml").read_text("utf-8"))
+        data = yaml.safe_load(text) or {}
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"policy: unknown settings {sorted(unknown)}")
+        if "zero_transfer_windows_hours" in data:
+            data["zero_transfer_windows_hours"] = tuple(data["zero_transfer_windows_hours"])
+        policy = cls(**data)
+        missing = {"call", "visit", "hold", "stop_payment"} - set(policy.time_limits_s)
+        if missing:
+            raise ValueError(f"policy: time_limits_s lacks {sorted(missing)}")
+        return policy
+
+
+# --- tracked objects ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TaskState:
+    task_id: str
+    action: str
+    created_ms: int
+    due_ms: int
+    evidence: tuple[str, ...] = ()
+    txn_id: str | None = None
+    account: str | None = None
+    bank: str | None = None
+    amount_fen: int | None = None
+    result: str | None = None
+
+
+@dataclass(slots=True)
+class Episode:
+    episode_id: str
+    person_id: str
+    district: str
+    opened_ms: int
+    last_ms: int
+    offset_min: int = 0
+    issued: set[tuple[str, str]] = field(default_factory=set)  # (reason code, subject)
+    tasks: dict[str, TaskState] = field(default_factory=dict)
+    first_warning_ms: int | None = None
+    dissuaded: bool = False
+    closed: bool = False
+    paid_after_warning: list[tuple[int, str, int, str]] = field(default_factory=list)
+    timeline: list[tuple[int, str]] = field(default_factory=list)
+
+    def note(self, t_ms: int, text: str) -> None:
+        if len(self.timeline) < 200:
+            self.timeline.append((t_ms, text))
+
+
+@dataclass
+class LadderStats:
+    """Counters of the users' figures: (name, labels) -> value."""
+
+    counts: dict[tuple[str, tuple[str, ...]], float] = field(default_factory=dict)
+    first_warning_s: list[float] = field(default_factory=list)  # drained by the metrics exporter
+
+    def add(self, name: str, *labels: str, value: float = 1.0) -> None:
+        key = (name, labels)
+        self.counts[key] = self.counts.get(key, 0.0) + value
+
+    def get(self, name: str, *labels: str) -> float:
+        return self.counts.get((name, labels), 0.0)
+
+
+@dataclass(order=True, slots=True)
+class Timer:
+    fire_ms: int
+    seq: int
+    person_id: str = field(compare=False)
+    kind: str = field(compare=False)  # sla | stop_lapse | hold_lapse | zero_transfer
+    ref: Any = field(compare=False)
+
+
+class Ladder:
+    """Episodes and escalations of the persons of one person stage."""
+
+    def __init__(self, policy: Policy | None = None):
+        self.policy = policy or Policy.load()
+        self.episodes: dict[str, Episode] = {}
+        self.confirmed: dict[str, set[str]] = {}  # person -> fraud accounts from their reports
+        self.stats = LadderStats()
+        self.review: list[dict[str, Any]] = []  # people defrauded after a warning (预后被骗)
+        self._timers: list[Timer] = []
+        self._seq = itertools.count()
+        self.now_ms = 0
+
+    # --- time ------------------------------------------------------------------------------
+
+    def advance(self, now_ms: int, persons: dict[str, Person], listed: Any) -> list[WarningTask]:
+        """Fire every timer due by ``now_ms`` (event time), in order."""
+        out: list[WarningTask] = []
+        self.now_ms = max(self.now_ms, now_ms)
+        while self._timers and self._timers[0].fire_ms <= now_ms:
+            timer = heapq.heappop(self._timers)
+            ep = self.episodes.get(timer.person_id)
+            person = persons.get(timer.person_id)
+            if ep is None or person is None:
+                continue
+            out.extend(self._fire(timer, ep, person, listed))
+        return out
+
+    def _at(self, fire_ms: int, person_id: str, kind: str, ref: Any) -> None:
+        heapq.heappush(self._timers, Timer(fire_ms, next(self._seq), person_id, kind, ref))
+
+    # --- episodes and tasks ---------------------------------------------------------------------
+
+    def episode(self, person: Person, t_ms: int, offset_min: int) -> Episode:
+        ep = self.episodes.get(person.person_id)
+        quiet = self.policy.episode_quiet_hours * HOUR
+        if ep is None or ep.closed or t_ms - ep.last_ms > quiet:
+            ep = Episode(_episode_id(person.person_id, t_ms, offset_min), person.person_id,
+                         person.district, t_ms, t_ms, offset_min)
+            self.episodes[person.person_id] = ep
+            self.stats.add("episodes_opened")
+        return ep
+
+    def issue(self, ep: Episode, task: WarningTask, subject_codes: list[tuple[str, str]]) -> WarningTask:
+        """Register a task the stage is about to send: timers, figures, the episode's memory."""
+        p = self.policy
+        task.due_s = p.time_limits_s[task.action]
+        rec_id = task.task_id
+        due = task.created_ms + task.due_s * 1000
+        ep.tasks[rec_id] = TaskState(rec_id, task.action, task.created_ms, due, tuple(task.evidence),
+                                     task.txn_id, task.account, task.bank, task.amount_fen)
+        ep.issued.update(subject_codes)
+        ep.last_ms = max(ep.last_ms, task.created_ms)
+        ep.note(task.created_ms, f"task {task.action} ({', '.join(r.code for r in task.reasons)})")
+        self._at(due, ep.person_id, "sla", rec_id)
+        self.stats.add("warnings", task.action, ep.district)
+        if task.action in ("hold", "stop_payment") and task.amount_fen:
+            self.stats.add("funds_fen", f"{task.action}_requested", value=task.amount_fen)
+        if ep.first_warning_ms is None:
+            ep.first_warning_ms = task.created_ms
+            self.stats.add("warned_persons")
+            for hours in p.zero_transfer_windows_hours:
+                judge = task.created_ms + int((hours + p.confirmation_grace_hours) * HOUR)
+                self._at(judge, ep.person_id, "zero_transfer", hours)
+        return task
+
+    # --- what happened --------------------------------------------------------------------------
+
+    def transfer_seen(self, person: Person, v: dict[str, Any], t_ms: int) -> list[WarningTask]:
+        """A transfer of a warned person moved: track payments after a warning, and escalate a
+        hold that came too late to a stop-payment."""
+        ep = self.episodes.get(person.person_id)
+        if ep is None or ep.first_warning_ms is None or t_ms < ep.first_warning_ms:
+            return []
+        status, txn = v["status"], v["txn_id"]
+        own = v["payee_account"] in {a for _, a in person.accounts}
+        if status == "completed" and not own:
+            ep.paid_after_warning.append((t_ms, v["payee_account"], v["amount_fen"], txn))
+            ep.note(t_ms, f"paid {v['amount_fen'] / 100:,.0f} CNY to {mask_account(v['payee_account'])}")
+        hold = next((s for s in ep.tasks.values() if s.action == "hold" and s.txn_id == txn), None)
+        if status != "completed" or hold is None or hold.result == "held":
+            return []
+        # The hold did not stop it: the money is on the payee account now.
+        return [self._task(ep, person, t_ms, v, "stop_payment", 1, [Reason(
+            "HOLD_TOO_LATE", f"the hold on this transfer did not take effect "
+            f"({hold.result or 'no answer from the bank'}); {v['amount_fen'] / 100:,.0f} CNY "
+            f"reached {mask_account(v['payee_account'])}: stop it there")], "HOLD_TOO_LATE", txn,
+            [*hold.evidence, v["event_id"]])]
+
+    def outcome(self, person: Person, v: dict[str, Any], t_ms: int) -> list[WarningTask]:
+        ep = self.episodes.get(person.person_id)
+        if ep is None or v["task_id"] not in ep.tasks:
+            return []
+        state = ep.tasks[v["task_id"]]
+        result = v["result"]
+        first = state.result is None
+        state.result = result
+        if not first:
+            return []  # a repeated outcome changes nothing
+        self.stats.add("outcomes", result)
+        ep.note(t_ms, f"outcome of {state.action}: {result}")
+        if t_ms > state.due_ms:
+            self.stats.add("done_late", state.action)
+        p = self.policy
+        if result in ("dissuaded", "visited"):
+            ep.dissuaded = True
+            self.stats.add("dissuaded" if result == "dissuaded" else "visited")
+        elif result == "not_fraud":
+            ep.closed = True
+        elif result in ("unreachable", "refused") and state.action == "call":
+            code = "CALL_UNREACHABLE" if result == "unreachable" else "CALL_REFUSED"
+            text = ("the dissuasion call did not reach the person" if result == "unreachable"
+                    else "the person insisted on paying during the dissuasion call")
+            return [self._visit(ep, person, t_ms, code, f"{text}: go and see them", state,
+                                v["event_id"])]
+        elif result == "held" and state.action == "hold":
+            self.stats.add("funds_fen", "held", value=v.get("amount_fen", 0))
+            lapse = t_ms + int((p.hold_hours - p.hold_warn_before_hours) * HOUR)
+            self._at(lapse, ep.person_id, "hold_lapse", state.task_id)
+        elif result == "stopped" and state.action == "stop_payment":
+            self.stats.add("funds_fen", "stopped", value=v.get("amount_fen", 0))
+            self._at(t_ms + int((p.stop_payment_hours - p.stop_payment_warn_before_hours) * HOUR),
+                     ep.person_id, "stop_lapse", (state.task_id, 0))
+        return []
+
+    def case_report(self, person_id: str, v: dict[str, Any]) -> None:
+        self.confirmed.setdefault(person_id, set()).update(v["fraud_accounts"])
+        self.stats.add("case_reports")
+        self.stats.add("case_losses_fen", value=v["loss_fen"])
+
+    # --- timers ----------------------------------------------------------------------------
+
+    def _fire(self, timer: Timer, ep: Episode, person: Person, listed: Any) -> list[WarningTask]:
+        p = self.policy
+        if timer.kind == "sla":
+            state = ep.tasks.get(timer.ref)
+            if state is None or state.result is not None:
+                return []
+            self.stats.add("sla_breaches", state.action)
+            ep.note(timer.fire_ms, f"{state.action} overdue")
+            if state.action == "call" and not ep.closed:
+                return [self._visit(ep, person, timer.fire_ms, "CALL_OVERDUE",
+                                    "the dissuasion call was not made in time: go and see them",
+                                    state)]
+            return []
+        if timer.kind == "zero_transfer":
+            return self._judge_zero_transfer(ep, person, timer.ref, listed)
+        if timer.kind == "hold_lapse":
+            state = ep.tasks[timer.ref]
+            return [self._visit(ep, person, timer.fire_ms, "HOLD_EXPIRING",
+                                f"the protective measures on {state.amount_fen / 100:,.0f} CNY lapse "
+                                f"in {p.hold_warn_before_hours:g} h: confirm with the person face "
+                                "to face before they are lifted", state)]
+        if timer.kind == "stop_lapse":
+            task_id, renewals = timer.ref
+            state = ep.tasks[task_id]
+            last = renewals >= p.stop_payment_renewals
+            code = "FREEZE_REQUIRED" if last else "STOP_PAYMENT_EXPIRING"
+            text = (f"the stop-payment of {state.amount_fen / 100:,.0f} CNY on "
+                    f"{mask_account(state.account or '')} lapses in "
+                    f"{p.stop_payment_warn_before_hours:g} h and "
+                    + ("cannot be renewed again: a formal freeze must follow" if last
+                       else f"may be renewed ({renewals + 1} of {p.stop_payment_renewals})"))
+            v = {"txn_id": state.txn_id, "payee_bank": state.bank, "payee_account": state.account,
+                 "amount_fen": state.amount_fen, "status": "completed"}
+            task = self._task(ep, person, timer.fire_ms, v, "stop_payment", 1, [Reason(code, text)],
+                              code, f"{state.txn_id}/{renewals}", list(state.evidence))
+            if not last:
+                # The renewed stop-payment runs a new 48 h from its expiry.
+                self._at(timer.fire_ms + int(p.stop_payment_hours * HOUR), ep.person_id,
+                         "stop_lapse", (task_id, renewals + 1))
+            return [task]
+        return []
+
+    def _judge_zero_transfer(self, ep: Episode, person: Person, hours: int,
+                             listed: Any) -> list[WarningTask]:
+        assert ep.first_warning_ms is not None
+        end = ep.first_warning_ms + hours * HOUR
+        confirmed = self.confirmed.get(person.person_id, set())
+        bad = [(t, a, amt, txn) for t, a, amt, txn in ep.paid_after_warning
+               if t <= end and (a in confirmed or listed(a, self.now_ms) is not None)]
+        window = f"{hours}h"
+        self.stats.add("zero_transfer_judged", window)
+        if not bad:
+            self.stats.add("zero_transfer_kept", window)
+        elif hours == max(self.policy.zero_transfer_windows_hours):
+            self.stats.add("defrauded_after_warning")
+            self.review.append({
+                "person_id": person.person_id, "district": person.district,
+                "episode_id": ep.episode_id,
+                "first_warning": fmt(ep.first_warning_ms, ep.offset_min),
+                "transfers": [{"time": fmt(t, ep.offset_min), "account": mask_account(a),
+                               "amount_fen": amt, "txn_id": txn} for t, a, amt, txn in bad],
+                "timeline": [f"{fmt(t, ep.offset_min)} {text}" for t, text in ep.timeline],
+            })
+        return []
+
+    # --- building tasks ---------------------------------------------------------------------------
+
+    def _visit(self, ep: Episode, person: Person, t_ms: int, code: str, text: str,
+               after: TaskState, event_id: str | None = None) -> WarningTask:
+        self.stats.add("escalations", code)
+        evidence = [*after.evidence, *([event_id] if event_id else [])]
+        return self.issue(ep, WarningTask(
+            action="visit", person_id=person.person_id, district=person.district,
+            episode_id=ep.episode_id, created_ms=t_ms, offset_min=ep.offset_min, priority=1,
+            risk_score=0.9, reasons=[Reason(code, text)], evidence=evidence,
+            model_version="-", ruleset_version="-", basis=code), [(code, after.task_id)])
+
+    def _task(self, ep: Episode, person: Person, t_ms: int, v: dict[str, Any], action: str,
+              priority: int, reasons: list[Reason], code: str, subject: str,
+              evidence: list[str]) -> WarningTask:
+        self.stats.add("escalations", code)
+        return self.issue(ep, WarningTask(
+            action=action, person_id=person.person_id, district=person.district,
+            episode_id=ep.episode_id, created_ms=t_ms, offset_min=ep.offset_min, priority=priority,
+            risk_score=0.95, reasons=reasons, evidence=list(evidence),
+            model_version="-", ruleset_version="-", bank=v["payee_bank"], txn_id=v["txn_id"],
+            account=v["payee_account"], amount_fen=v["amount_fen"], basis=subject), [(code, subject)])
+
+
+def _episode_id(pid: str, opened_ms: int, offset_min: int) -> str:
+    stamp = fmt(opened_ms, offset_min)
+    eid = f"E-{pid}-{stamp[:4]}{stamp[5:7]}{stamp[8:10]}{stamp[11:13]}{stamp[14:16]}"
+    if len(eid) <= 128:
+        return eid
+    return "E-" + hashlib.blake2b(eid.encode(), digest_size=12).hexdigest()
+
+
