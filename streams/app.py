@@ -112,7 +112,8 @@ def lanes() -> Lanes:
     global _lanes
     if _lanes is None:
         _lanes = Lanes(LaneConfig(bootstrap=settings.bootstrap, group=GROUP,
-                                  max_wait_s=float(os.environ.get("ZT_MAX_WAIT_MS", "100")) / 1000))
+                                  rules=os.environ.get("ZT_RULES", "default"),
+                                  models=os.environ.get("ZT_MODELS")))
     return _lanes
 
 
@@ -121,11 +122,8 @@ class HighVolumeLanes(mode.Service):
     """Calls, transactions and person events, in batches, through the shared core."""
 
     async def on_start(self) -> None:
+        lanes().refresh_decisions()
         await lanes().start()
-        metrics.BUILD.info({
-            "ruleset_version": lanes().cfg.core.ruleset_version,
-            "model_version": lanes().cfg.core.model_version,
-        })
         log.info("worker %d: lanes started against %s", os.getpid(), settings.bootstrap)
 
     async def on_stop(self) -> None:

@@ -89,6 +89,12 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="debug, info, warn or error.")] = "warn",
     group: Annotated[str, typer.Option(
         envvar="ZT_GROUP", help="Name of this pipeline's consumer groups on the cluster.")] = "zt",
+    rules: Annotated[str, typer.Option(
+        envvar="ZT_RULES", help="Rule set file, hot-reloaded when it changes ('default': "
+        "rules/sets/city.yaml; 'none': the built-in first decision path).")] = "default",
+    models: Annotated[str | None, typer.Option(
+        envvar="ZT_MODELS", help="Model registry directory; its promoted model scores and is "
+        "switched without a restart (default .zt/models; 'none': no model).")] = None,
 ) -> None:
     """Run one worker (the Faust app). Start more processes to scale out (one per partition)."""
     from streams import settings as st
@@ -96,6 +102,15 @@ def worker(
     s = st.load(bootstrap, config)
     os.environ["ZT_KAFKA"] = s.bootstrap  # the Faust app reads these at import
     os.environ["ZT_GROUP"] = group
+    os.environ["ZT_RULES"] = rules
+    if models:
+        os.environ["ZT_MODELS"] = models
+    from streams.decisions import load_rules
+
+    try:
+        load_rules(rules)  # a bad rule file stops a starting worker with its line and reason
+    except ValueError as e:
+        _fail(str(e))
     import faust
     import uvloop
 
@@ -122,6 +137,12 @@ def replay(
     dead_letter: Annotated[Path | None, typer.Option(
         help="Where to write rejected lines (default: beside --out).")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    rules: Annotated[str, typer.Option(
+        help="Rule set file; 'default' is the packaged rules/sets/city.yaml, 'none' the built-in "
+        "first decision path only.")] = "default",
+    models: Annotated[str | None, typer.Option(
+        help="Model registry directory (default $ZT_MODELS or .zt/models); its promoted model "
+        "scores, as in the workers. 'none': no model.")] = None,
 ) -> None:
     """Drive the decision core from a replay file; the same tasks as the workers, byte for byte."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -129,11 +150,12 @@ def replay(
     from streams.replay import ReplayError
     from streams.replay import replay as run
 
+    ruleset, scorer = _rules_and_model(rules, models)
     with Progress(TextColumn("replay"), BarColumn(), TextColumn("{task.completed:,} lines"),
                   TimeElapsedColumn(), console=err, disable=quiet, transient=True) as bar:
         job = bar.add_task("replay", total=None)
         try:
-            summary = run(events, out_path, dead_letter,
+            summary = run(events, out_path, dead_letter, ruleset=ruleset, scorer=scorer,
                           progress=lambda n: bar.update(job, completed=n))
         except ReplayError as e:
             _fail(str(e))
@@ -151,9 +173,31 @@ def replay(
     out.print(f"rejected: {rejected:,} -> {summary.dead_letter_path}"
               + (f" ({', '.join(f'{k} {v}' for k, v in sorted(summary.reasons.items()))})"
                  if rejected else ""), soft_wrap=True)
+    f = summary.figures
+    if f.get("warnings"):
+        out.print(
+            f"warned {f['warned_persons']:,.0f} people: {f['calls']:,.0f} calls, {f['visits']:,.0f} "
+            f"visits, {f['holds']:,.0f} holds ({f['hold_requested_cny']:,.0f} CNY), "
+            f"{f['stop_payments']:,.0f} stop-payments ({f['stop_requested_cny']:,.0f} CNY); "
+            f"held {f['held_cny']:,.0f} CNY, stopped {f['stopped_cny']:,.0f} CNY; SLA breaches "
+            f"{f['sla_breaches']:,.0f}; zero-transfer rate 24 h {f['zero_transfer_rate_24h']:.3f} "
+            f"({f['zero_transfer_judged_24h']:,.0f} judged), 72 h {f['zero_transfer_rate_72h']:.3f}; "
+            f"defrauded after a warning {f['defrauded_after_warning']:,.0f}"
+            + (f" -> {summary.review_path}" if summary.review_path else ""), soft_wrap=True)
     out.print(f"{summary.lines:,} lines in {summary.seconds:.2f} s "
               f"({summary.records_per_s:,.0f} records/s); duplicates {summary.duplicates}, "
               f"late {summary.late}", soft_wrap=True)
+
+
+def _rules_and_model(rules: str, models: str | None):
+    """The rule set and the promoted model the workers would use, or a clear error."""
+    from streams.decisions import load_model, load_rules
+
+    try:
+        return load_rules(rules), load_model(models)
+    except (OSError, ValueError) as e:
+        _fail(str(e))
+        raise  # unreachable: _fail exits
 
 
 @app.command()

@@ -21,6 +21,7 @@ from streams import feed
 from streams.broker import BrokerError, EmbeddedBroker, free_port
 from streams.privacy import mask_msisdn
 from streams.processes import WorkerProcess
+from streams.decisions import load_rules
 from streams.replay import replay
 
 REFERENCE_TOPICS = ("registry", "watchlist")
@@ -61,7 +62,7 @@ def run_demo(port: int = 0, metrics_port: int = 9410, keep: bool = False,
             worker.wait_ready()
         con.print(f"worker  metrics at [bold]{worker.metrics_url}[/]  (log {worker.log})")
 
-        expected = replay(events, work / "replay-tasks.jsonl")
+        expected = replay(events, work / "replay-tasks.jsonl", ruleset=load_rules("default"))
         want = sum(expected.tasks.values())
         reference, traffic = split_sample(events)
         with con.status("feeding the sample city"):

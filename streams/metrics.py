@@ -51,7 +51,9 @@ REFERENCE_ENTRIES = Gauge(
 LAST_EVENT_TIME = Gauge(
     "zt_last_event_timestamp_seconds",
     "Event time of the newest record consumed, by topic (Unix seconds).", ["topic"])
-BUILD = Info("zt_build", "Versions in force in this process.")
+BUILD = Info("zt_build", "Versions in force in this process (rule set, model, policy).")
+RULESET_REJECTED = Counter(
+    "zt_ruleset_rejected_total", "New rule files rejected by hot reload (the running set stays).")
 
 # --- the users' figures (DOMAIN.md), counted by the dissuasion ladder ---------------------------
 WARNINGS = Counter("zt_warnings_total", "Warning tasks raised, by action and police district.",

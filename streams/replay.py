@@ -40,6 +40,8 @@ class ReplaySummary:
     seconds: float = 0.0
     dead_letter_path: Path | None = None
     tasks_path: Path | None = None
+    review_path: Path | None = None
+    figures: dict[str, float] = field(default_factory=dict)
 
     @property
     def records_per_s(self) -> float:
@@ -88,11 +90,17 @@ def replay(
     dead_letter: Path | None = None,
     config: CoreConfig | None = None,
     progress: Callable[[int], None] | None = None,
+    ruleset: Any = None,
+    scorer: Any = None,
+    batch: int = 1024,
 ) -> ReplaySummary:
-    """Replay ``events`` through the core; write tasks to ``out`` and rejects to ``dead_letter``."""
+    """Replay ``events`` through the core; write tasks to ``out`` and rejects to ``dead_letter``.
+
+    ``ruleset`` and ``scorer`` are those the workers would use (``None``: the built-in first
+    decision path and no model); ``batch`` only changes how often the core scores, never what."""
     dead_letter = dead_letter or out.with_name(out.name.removesuffix(".jsonl") + ".dead-letter.jsonl")
     summary = ReplaySummary(dead_letter_path=dead_letter, tasks_path=out)
-    core = Core(config)
+    core = Core(config, ruleset=ruleset, scorer=scorer, batch=batch)
     started = time.perf_counter()
     last_time = EPOCH_TEXT  # replay's "received" clock is the stream's own event time
     src = open_events(events)
@@ -134,10 +142,47 @@ def replay(
         raise ReplayError(f"reading {events} failed: {e.strerror or e}") from None
     summary.duplicates = core.duplicates
     summary.late = core.late
+    summary.figures = figures(core.decider.ladder.stats)
+    ladder = core.decider.ladder
+    if ladder.review:
+        summary.review_path = out.with_name(out.name.removesuffix(".jsonl") + ".review.jsonl")
+        with summary.review_path.open("wb") as f:
+            for case in ladder.review:
+                f.write(dumps(case) + b"\n")
     summary.seconds = time.perf_counter() - started
     if progress:
         progress(summary.lines)
     return summary
+
+
+def figures(stats: Any) -> dict[str, float]:
+    """The figures the users report (DOMAIN.md), from the ladder's counters."""
+    def total(name: str, **match: str) -> float:
+        return sum(v for (n, labels), v in stats.counts.items() if n == name
+                   and all(x in labels for x in match.values()))
+
+    out: dict[str, float] = {
+        "warnings": total("warnings"),
+        "calls": total("warnings", action="call"),
+        "visits": total("warnings", action="visit"),
+        "holds": total("warnings", action="hold"),
+        "stop_payments": total("warnings", action="stop_payment"),
+        "hold_requested_cny": total("funds_fen", kind="hold_requested") / 100,
+        "stop_requested_cny": total("funds_fen", kind="stop_payment_requested") / 100,
+        "held_cny": total("funds_fen", kind="held") / 100,
+        "stopped_cny": total("funds_fen", kind="stopped") / 100,
+        "warned_persons": total("warned_persons"),
+        "sla_breaches": total("sla_breaches"),
+        "defrauded_after_warning": total("defrauded_after_warning"),
+        "case_reports": total("case_reports"),
+        "case_losses_cny": total("case_losses_fen") / 100,
+    }
+    for window in ("24h", "72h"):
+        judged = total("zero_transfer_judged", window=window)
+        out[f"zero_transfer_rate_{window}"] = (total("zero_transfer_kept", window=window) / judged
+                                              if judged else float("nan"))
+        out[f"zero_transfer_judged_{window}"] = judged
+    return out
 
 
 def _lines(src: IO[bytes], path: Path) -> Iterator[bytes]:

@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from streams import contract, feed
+from streams.decisions import load_rules
 from streams.replay import replay
 
 pytestmark = pytest.mark.integration
@@ -79,7 +80,7 @@ def test_replay_and_worker_give_the_same_tasks(worker_factory, fresh_topics, tmp
             lines.append(orjson.loads(line))
         except orjson.JSONDecodeError:
             continue  # a broken replay line has no topic: it cannot reach a broker at all
-    replay(events, tmp_path / "tasks.jsonl")
+    replay(events, tmp_path / "tasks.jsonl", ruleset=load_rules("default"))  # as the workers
     expected = sorted((tmp_path / "tasks.jsonl").read_bytes().splitlines())
     assert len(expected) >= 3
 
