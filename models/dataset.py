@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import orjson
 import pandas as pd
 
 from models.features import POINT_FEATURES, POINTS, vector
@@ -51,8 +50,10 @@ class Collector:
     def __call__(self, s: ScoredLike) -> None:
         if s.point not in self.rows:
             return
-        rule = max((float(h.score) for h in s.hits), default=0.0)
-        self.rows[s.point].append((s.person_id, s.event_id, s.t_ms, s.txn_id, rule, len(s.hits)))
+        # The rules alone, as they decide: enforcing hits only (shadow rules only watch).
+        enforce = [float(h.score) for h in s.hits if getattr(h, "mode", "enforce") == "enforce"]
+        self.rows[s.point].append((s.person_id, s.event_id, s.t_ms, s.txn_id,
+                                   max(enforce, default=0.0), len(enforce)))
         self.x[s.point].append(vector(s.point, s.features))
 
     def frames(self, book: LabelBook, clock: Clock) -> dict[str, pd.DataFrame]:
@@ -107,9 +108,6 @@ class Dataset:
         """Whole or partial local days the file covers."""
         return int(self.clock.days(np.array([self.last_ms]))[0]) + 1
 
-    @property
-    def last_day_ms(self) -> int:
-        return self.last_ms
 
 
 @dataclass
@@ -152,11 +150,12 @@ def _scan(events: Path) -> _Scan:
 
 def collect(events: Path, progress: Progress | None = None,
             core_factory: Callable[..., Any] | None = None) -> Dataset:
-    """Replay ``events`` through the core with an observer and label every scoring point."""
-    if core_factory is None:
-        from streams.core import Core
+    """Replay ``events`` through the core with an observer and label every scoring point.
 
-        core_factory = Core
+    The core runs with the rule set in force (``rules/sets/city.yaml``) and no model, so each
+    row also carries what the rules alone decided, for the comparison with the classifier."""
+    if core_factory is None:
+        core_factory = rules_core
     scan = _scan(events)
     if scan.first_time is None:
         raise ValueError(f"{events} holds no valid record")
@@ -196,6 +195,9 @@ def collect(events: Path, progress: Progress | None = None,
                    scan.lines, rejected, len(persons), last_ms)
 
 
-def load_rows(path: Path) -> list[dict[str, Any]]:
-    """JSON Lines to dicts (small helper for tests and notebooks)."""
-    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+def rules_core(observer: Callable[[Any], None]) -> Any:
+    """The decision core with the default rule set, no model, batched (replay speed)."""
+    from rules.engine import RuleSet, default_ruleset_path
+    from streams.core import Core
+
+    return Core(ruleset=RuleSet.load(default_ruleset_path()), observer=observer, batch=256)

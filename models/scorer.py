@@ -11,6 +11,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
@@ -85,16 +86,18 @@ class ScorerWatcher:
     takes scoring down.
     """
 
-    def __init__(self, registry_dir: str | Path | None = None, interval_s: float = 1.0):
+    def __init__(self, registry_dir: str | Path | None = None, interval_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic):
         self.registry = Registry(registry_dir)
         self.interval_s = interval_s
+        self._clock = clock
         self._scorer: ModelScorer | None = None
         self._checked = -math.inf
         self._failed: str | None = None
         self._lock = threading.Lock()
 
     def current(self) -> ModelScorer | None:
-        now = time.monotonic()
+        now = self._clock()
         if now - self._checked < self.interval_s:
             return self._scorer
         with self._lock:
