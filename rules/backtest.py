@@ -172,13 +172,14 @@ class Difference:
     rules_added: list[str]
     rules_removed: list[str]
     hits_delta: dict[str, int]  # rule id -> hits(new) - hits(base), for rules in both
+    modes_changed: dict[str, str] = field(default_factory=dict)  # rule id -> its mode before
 
     def to_json(self) -> dict[str, Any]:
         return {"newly_flagged": self.newly_flagged, "no_longer_flagged": self.no_longer_flagged,
                 "newly_caught": self.newly_caught, "no_longer_caught": self.no_longer_caught,
                 "precision_delta": _r(self.precision_delta), "recall_delta": _r(self.recall_delta),
                 "rules_added": self.rules_added, "rules_removed": self.rules_removed,
-                "hits_delta": self.hits_delta}
+                "hits_delta": self.hits_delta, "modes_changed": self.modes_changed}
 
 
 def compare(new: Metrics, base: Metrics) -> Difference:
@@ -197,4 +198,6 @@ def compare(new: Metrics, base: Metrics) -> Difference:
         rules_added=[r for r in n_rules if r not in b_rules],
         rules_removed=[r for r in b_rules if r not in n_rules],
         hits_delta={r: n_rules[r].hits - b_rules[r].hits for r in n_rules if r in b_rules},
+        modes_changed={r: b_rules[r].mode for r in n_rules
+                       if r in b_rules and n_rules[r].mode != b_rules[r].mode},
     )

@@ -94,8 +94,10 @@ def rules_test(
         per_rule.add_column(col, justify="right")
     for r in m_new.rules:
         d = diff.hits_delta.get(r.rule_id)
-        per_rule.add_row(r.rule_id, r.mode, f"{r.hits:,}", f"{r.persons:,}", f"{r.confirmed:,}",
-                         _pct(r.precision), "new" if d is None else f"{d:+,}")
+        was = diff.modes_changed.get(r.rule_id)
+        per_rule.add_row(r.rule_id, f"{r.mode} (was {was})" if was else r.mode, f"{r.hits:,}",
+                         f"{r.persons:,}", f"{r.confirmed:,}", _pct(r.precision),
+                         "new" if d is None else f"{d:+,}")
     out.print(per_rule)
 
     types = Table(title="victims flagged before their report, by fraud type")

@@ -61,7 +61,7 @@ def test_nothing_flagged_and_no_reports():
 def test_the_difference_between_two_rule_sets():
     reports = [CaseReport("P1", 10 * H), CaseReport("P2", 10 * H)]
     base = measure([Point("P1", 1 * H, (hit(),)), Point("P3", 1 * H, (hit("R-OLD"),))], reports,
-                   label="base")
+                   label="base", rule_order=[("R-A", "enforce"), ("R-OLD", "enforce")])
     new = measure([Point("P1", 1 * H, (hit(),)), Point("P2", 1 * H, (hit("R-NEW"),)),
                    Point("P2", 2 * H, (hit(),))], reports, label="new")
     d = compare(new, base)
@@ -69,7 +69,9 @@ def test_the_difference_between_two_rule_sets():
     assert d.rules_added == ["R-NEW"] and d.rules_removed == ["R-OLD"]
     assert d.hits_delta == {"R-A": 1}
     assert d.precision_delta == 0.5 and d.recall_delta == 0.5
-    assert d.to_json()["recall_delta"] == 0.5
+    assert d.to_json()["recall_delta"] == 0.5 and d.modes_changed == {}
+    shadowed = measure([Point("P1", 1 * H, (hit(mode="shadow"),))], reports, label="s")
+    assert compare(shadowed, base).modes_changed == {"R-A": "enforce"}
 
 
 events = st.lists(st.tuples(st.sampled_from(["P1", "P2", "P3", "P4"]), st.integers(0, 100),

@@ -69,6 +69,8 @@ def test_the_backtest_against_the_set_in_force_and_the_naive_detector(city: Path
     assert rules["R-ANY-NEW-PAYEE"]["hits"] > 0
     assert doc["difference"]["rules_added"] == ["R-ANY-NEW-PAYEE"]
     assert doc["difference"]["newly_flagged"] > 0
+    assert doc["difference"]["modes_changed"] == {"R-MULE-LIKE-PAYEE": "enforce"}
+    assert "shadow (was enforce)" in res.output
     for m in (tested, base, naive):
         assert m["victims"] == base["victims"] > 0  # one set of labels for every detector
         assert 0 <= m["true_positives"] <= min(m["flagged_persons"], m["victims"])
