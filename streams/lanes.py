@@ -281,7 +281,6 @@ class Lanes:
             log.warning("in force: rule set %s, model %s", *versions)
 
     async def _decide_step(self, events: list[StageEvent]) -> int:
-        self.refresh_decisions()
         sent = await self._emit(self.decider.decide_batch(events))
         self._count_decisions()
         return sent
@@ -328,6 +327,8 @@ class Lanes:
                     lag.update(consumer, tp, consumed[tp])
                 if not batches:
                     lag.caught_up()
+                if stage == "decide":
+                    self.refresh_decisions()  # also while idle: a new rule set shows at once
                 ready = buffer.pop_ready(now)
                 if ready:
                     await step(ready)

@@ -16,12 +16,14 @@ from streams.broker import free_port
 class WorkerProcess:
     """A real ``zt worker`` subprocess; its log goes to ``log``."""
 
-    def __init__(self, bootstrap: str, log: Path, group: str = "zt", metrics_port: int = 0):
+    def __init__(self, bootstrap: str, log: Path, group: str = "zt", metrics_port: int = 0,
+                 args: tuple[str, ...] = ()):
         self.metrics_port = metrics_port or free_port()
         self.log = log
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker", "--bootstrap", bootstrap,
-             "--metrics-port", str(self.metrics_port), "--loglevel", "info", "--group", group],
+             "--metrics-port", str(self.metrics_port), "--loglevel", "info", "--group", group,
+             *args],
             stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
 

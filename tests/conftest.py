@@ -50,9 +50,9 @@ def fresh_topics(broker: EmbeddedBroker) -> EmbeddedBroker:
 def worker_factory(fresh_topics: EmbeddedBroker, tmp_path: Path, unique: str):
     started: list[WorkerProcess] = []
 
-    def make() -> WorkerProcess:
+    def make(*args: str) -> WorkerProcess:
         w = WorkerProcess(fresh_topics.bootstrap, tmp_path / f"worker-{len(started)}.log",
-                          group=f"zt-test-{unique}")
+                          group=f"zt-test-{unique}", args=("--models", "none", *args))
         started.append(w)
         return w
 

@@ -40,6 +40,12 @@ def simulate(
     bootstrap: Annotated[str | None, typer.Option(
         "--bootstrap", "-b", help="Kafka bootstrap servers (broker mode).")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    rules: Annotated[str, typer.Option(
+        help="Closed loop: the rule set the core decides with ('default', 'none' or a file).")]
+        = "default",
+    models: Annotated[str | None, typer.Option(
+        help="Closed loop: model registry whose promoted model scores ('none': no model).")]
+        = None,
 ) -> None:
     """Simulate a city: calls, transfers, fraud episodes and benign look-alikes, by seed."""
     from .report import city_table, loop_table, plot_episode, plot_losses
@@ -64,8 +70,15 @@ def simulate(
         t_wall = time.perf_counter()
         if respond:
             from streams.core import Core
+            from streams.decisions import load_model, load_rules
 
-            loop = closed_loop(persons, days, seed, out_path, Core, truth, config,
+            try:  # the same rule set and model as the workers and zt replay
+                ruleset, scorer = load_rules(rules), load_model(models)
+            except ValueError as e:
+                err.print(f"[bold red]error:[/] {e}")
+                raise typer.Exit(2) from None
+            loop = closed_loop(persons, days, seed, out_path,
+                               lambda: Core(ruleset=ruleset, scorer=scorer), truth, config,
                                progress=progress)
         elif broker:
             from streams import settings
