@@ -116,7 +116,8 @@ def list_models(registry: RegistryDir = None) -> None:
     reg = Registry(registry)
     promoted = reg.promoted()
     table = Table(title=f"models in {reg.root}")
-    for col in ("version", "created", "data", "transfer PR-AUC", "contact PR-AUC", "promoted"):
+    table.add_column("version", no_wrap=True)
+    for col in ("created", "data", "transfer PR-AUC", "contact PR-AUC", "promoted"):
         table.add_column(col)
     for v in reg.versions():
         c = reg.card(v)

@@ -45,15 +45,31 @@ def matrix(names: tuple[str, ...], rows: list[dict[str, float]]) -> np.ndarray:
     return x.reshape(len(rows), len(names))
 
 
+_openmp_limited = False
+
+
+def limit_openmp(threads: int = 1) -> None:
+    """Cap OpenMP threads for the whole process, once. Scoring batches are small and workers
+    scale out as processes: on a busy host, spinning OpenMP threads made one call 6x slower
+    (23 ms against 3.5 ms for one row, bench/bench_scoring.py)."""
+    global _openmp_limited
+    if not _openmp_limited:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads, user_api="openmp")
+        _openmp_limited = True
+
+
 class ModelScorer:
     """One calibrated classifier per scoring point, loaded from a registry artifact.
 
     ``artifact`` is what ``models.train`` saves: ``{"version", "points": {point: {"features",
-    "model"}}}``. A point without a model scores nothing (``score`` returns no numbers is never
-    right, so it raises ``KeyError``; the core asks ``has(point)`` first).
+    "model"}}}``. ``threads`` caps OpenMP for the process (``limit_openmp``); None leaves it.
     """
 
-    def __init__(self, artifact: dict[str, Any]):
+    def __init__(self, artifact: dict[str, Any], threads: int | None = 1):
+        if threads:
+            limit_openmp(threads)
         self.version: str = artifact["version"]
         self._points: dict[str, tuple[tuple[str, ...], Any]] = {
             p: (tuple(m["features"]), m["model"]) for p, m in artifact["points"].items()}
