@@ -205,11 +205,16 @@ def demo(
     port: Annotated[int, typer.Option(help="Broker port on 127.0.0.1 (0 = any free port).")] = 0,
     metrics_port: Annotated[int, typer.Option(help="Worker /metrics port.")] = 9410,
     keep: Annotated[bool, typer.Option(help="Keep running until Ctrl-C after the demo.")] = False,
+    persons: Annotated[int, typer.Option(help="Persons in the simulated city.")] = 3000,
+    days: Annotated[int, typer.Option(help="Simulated days.")] = 3,
+    desk_port: Annotated[int, typer.Option(help="Desk service port on 127.0.0.1.")] = 8070,
 ) -> None:
-    """The main job: broker + worker on 127.0.0.1, sample traffic in, warning tasks out."""
+    """The main job: broker, worker and desk service on 127.0.0.1, a simulated city in,
+    warning tasks out, checked against replay."""
     from streams.demo import run_demo
 
-    sys.exit(run_demo(port=port, metrics_port=metrics_port, keep=keep, console=out))
+    sys.exit(run_demo(port=port, metrics_port=metrics_port, keep=keep, console=out,
+                      persons=persons, days=days, desk_port=desk_port))
 
 
 @app.command()
@@ -228,11 +233,20 @@ def bench(
 
 def _register_parts() -> None:
     """Commands of the other parts of the flow, imported only when run."""
+    from models.cli import evaluate, models_app, train
+    from rules.cli import rules_test
     from services.desk.cli import desk
     from streams.simulator.cli import simulate
 
     app.command("desk")(desk)
     app.command("simulate")(simulate)
+    rules_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                            help="Rule sets: backtest a rule set on a replay file.")
+    rules_app.command("test")(rules_test)
+    app.add_typer(rules_app, name="rules")
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+    app.add_typer(models_app, name="models")
 
 
 _register_parts()

@@ -59,7 +59,9 @@ TOPIC_RANK: dict[str, int] = {
 class CoreConfig:
     """How the stages read the stream; the dissuasion policy is in ``streams/policy.yaml``."""
 
-    lateness_ms: int = 2000
+    # How far out of order a feed may deliver records (event time) and still be decided in order.
+    # Each stage waits this long behind the slowest partition, so it is also the latency floor.
+    lateness_ms: int = 200
     min_contact_s: int = 60  # shorter answered calls from unknown lines are no scoring point
     min_call_s: int = 300  # built-in rule (no rule set loaded): a "hooked" call
     long_call_s: int = 20 * 60  # priority 1 from this call duration on

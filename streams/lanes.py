@@ -53,7 +53,8 @@ class LaneConfig:
     group: str = "zt"  # consumer groups are <group>-ingest, <group>-entity and <group>-decide
     batch: int = 5000
     poll_ms: int = 20
-    max_wait_s: float = 0.05  # longest wall time a record waits in an event-time buffer
+    marker_every_s: float = 0.05  # how often a stage tells the next how far it has come
+    idle_flush_s: float = 1.0  # inputs read to their end this long: release what was sent
     session_timeout_ms: int = 6000  # short: a group join takes ~3 s on Tansu, not ~23 s
     heartbeat_ms: int = 1000
     fetch_wait_ms: int = 20
@@ -118,8 +119,12 @@ class Lanes:
         self.cfg = cfg
         self.reference = Reference()
         self.router = Router(self.reference)
-        self.entities = EntityStage(self.reference, cfg.core, max_wait_s=cfg.max_wait_s)
-        self.decider = Decider(self.reference, cfg.core, max_wait_s=cfg.max_wait_s)
+        self.entities = EntityStage(self.reference, cfg.core)
+        self.decider = Decider(self.reference, cfg.core)
+        # Each stage releases by the watermark its upstream sends, the slowest partition's:
+        # then any arrival order, bulk or live, gives the order replay sees.
+        self.entities.buffer.external = True
+        self.decider.buffer.external = True
         self.reference_ready = asyncio.Event()
         self.rules = _rules_watcher(cfg.rules)
         self.models = _model_watcher(cfg.models)
@@ -218,6 +223,11 @@ class Lanes:
         await consumer.start()
         assert self.producer is not None
         lag = LagGauge()
+        newest_ms: dict[TopicPartition, int] = {}  # newest event time read, per input partition
+        consumed: dict[TopicPartition, int] = {}
+        markers = Markers(self, ENTITY_EVENTS)
+        sent_until = -(2**62)  # latest availability time routed on (a call is available at its end)
+        idle_since: float | None = None
         try:
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=self.cfg.poll_ms,
@@ -225,7 +235,16 @@ class Lanes:
                 if not batches:
                     lag.caught_up()
                     lag.publish()
+                    marks = await self._input_watermarks(consumer, newest_ms, consumed)
+                    idle_since = idle_since or time.monotonic()
+                    if marks and time.monotonic() - idle_since >= self.cfg.idle_flush_s:
+                        # A quiet stream: nothing is in flight, so what was sent may be decided
+                        # now (replay decides it at the end of the file). A record arriving
+                        # later with an earlier time is decided at once and counted as late.
+                        marks = {src: max(wm, sent_until) for src, wm in marks.items()}
+                    await markers.send(marks)
                     continue
+                idle_since = None
                 started = time.perf_counter()
                 arrived = time.time()
                 pending: list[Awaitable[Any]] = []
@@ -246,15 +265,43 @@ class Lanes:
                         newest = max(newest, value["event_time"])
                         routed.extend(self.router.route(topic, value, arrived)[0])
                     if newest:
-                        metrics.LAST_EVENT_TIME.labels(topic).set(to_ms(newest) / 1000)
-                    lag.update(consumer, tp, msgs[-1].offset + 1)
+                        newest_ms[tp] = max(newest_ms.get(tp, -(2**62)), to_ms(newest))
+                        metrics.LAST_EVENT_TIME.labels(topic).set(newest_ms[tp] / 1000)
+                    consumed[tp] = msgs[-1].offset + 1
+                    lag.update(consumer, tp, consumed[tp])
+                if routed:
+                    sent_until = max(sent_until, max(ev.avail_ms for ev in routed))
                 pending.extend(await self._send_stage(ENTITY_EVENTS, routed))
                 await asyncio.gather(*pending)
+                await markers.send(await self._input_watermarks(consumer, newest_ms, consumed))
                 await consumer.commit()
                 lag.publish()
                 metrics.BATCH_SECONDS.labels("ingest").observe(time.perf_counter() - started)
         finally:
             await consumer.stop()
+
+    async def _input_watermarks(self, consumer: AIOKafkaConsumer, newest_ms: dict[TopicPartition, int],
+                                consumed: dict[TopicPartition, int]) -> dict[str, int]:
+        """How far each input partition of this worker has come: its newest event time minus
+        the lateness, or, once it is read to its end, the newest time of any of them (an idle
+        partition must not hold the others back; a record it gets later than that is late)."""
+        if not newest_ms:
+            return {}
+        lateness, top = self.cfg.core.lateness_ms, max(newest_ms.values())
+        out = {}
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            nxt = consumed.get(tp)
+            if nxt is None and high is not None:
+                try:
+                    nxt = await consumer.position(tp)
+                except Exception:  # no position yet (rebalance): say nothing for it this time
+                    continue
+            idle = high is not None and nxt is not None and nxt >= high
+            seen = top if idle else newest_ms.get(tp)
+            if seen is not None:
+                out[f"{tp.topic}/{tp.partition}"] = seen - lateness
+        return out
 
     # --- stages 2 and 3: ordered by event time ------------------------------------------------
 
@@ -310,6 +357,14 @@ class Lanes:
         consumer.subscribe([topic], listener=Flush())
         await consumer.start()
         lag = LagGauge()
+        if stage == "entity":
+            expected = {f"{t}/{p}" for t in HIGH_VOLUME
+                        for p in sorted(await self.producer.partitions_for(t))}  # type: ignore[union-attr]
+            downstream: Markers | None = Markers(self, PERSON_EVENTS)
+        else:
+            expected = {f"entity/{p}" for p in self._partitions[ENTITY_EVENTS]}
+            downstream = None
+        sources: dict[str, int] = {}
         try:
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=self.cfg.poll_ms,
@@ -319,6 +374,10 @@ class Lanes:
                 for tp, msgs in batches.items():
                     for m in msgs:
                         body = orjson.loads(m.value)
+                        if isinstance(body, dict) and "wm" in body:  # a watermark marker
+                            for src, wm in body["wm"].items():
+                                sources[src] = max(sources.get(src, wm), wm)
+                            continue
                         for env in body if isinstance(body, list) else (body,):
                             ev = StageEvent.from_envelope(env)
                             ev.origin = (tp.partition, m.offset)
@@ -329,10 +388,17 @@ class Lanes:
                     lag.caught_up()
                 if stage == "decide":
                     self.refresh_decisions()  # also while idle: a new rule set shows at once
+                if expected <= sources.keys():
+                    buffer.advance(min(sources[s] for s in expected))
+                    metrics.WATERMARK.labels(stage).set(buffer.watermark / 1000)
                 ready = buffer.pop_ready(now)
                 if ready:
                     await step(ready)
                     metrics.STAGE_EVENTS.labels(stage).inc(len(ready))
+                if downstream is not None and buffer.watermark > -(2**61):
+                    # Everything up to our watermark has been sent on: say so, per partition.
+                    await downstream.send({f"entity/{tp.partition}": buffer.watermark
+                                           for tp in consumer.assignment()})
                 if batches or ready:
                     await self._commit_held(consumer, consumed, buffer)
                     metrics.BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
@@ -396,6 +462,28 @@ class Lanes:
         await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         stopper.cancel()
+
+
+class Markers:
+    """Watermark markers to every partition of a stage topic, when they moved (at most every
+    ``marker_every_s``). Sent after the data they cover, by the same producer, so in order."""
+
+    def __init__(self, lanes: Lanes, topic: str):
+        self.lanes, self.topic = lanes, topic
+        self.last: dict[str, int] = {}
+        self.sent_at = 0.0
+
+    async def send(self, marks: dict[str, int]) -> None:
+        now = time.monotonic()
+        if not marks or marks == self.last or now - self.sent_at < self.lanes.cfg.marker_every_s:
+            return
+        producer = self.lanes.producer
+        assert producer is not None
+        body = orjson.dumps({"wm": marks})
+        futs = [await producer.send(self.topic, body, partition=p)
+                for p in self.lanes._partitions[self.topic]]
+        await asyncio.gather(*futs)
+        self.last, self.sent_at = marks, now
 
 
 def _rules_watcher(rules: str) -> Any:

@@ -48,6 +48,10 @@ CONSUMER_LAG = Gauge(
     ["topic"])
 REFERENCE_ENTRIES = Gauge(
     "zt_reference_entries", "Entries in the global tables, by table.", ["table"])
+WATERMARK = Gauge(
+    "zt_watermark_timestamp_seconds",
+    "Event time up to which a stage has released records in order, by stage (Unix seconds).",
+    ["stage"])
 LAST_EVENT_TIME = Gauge(
     "zt_last_event_timestamp_seconds",
     "Event time of the newest record consumed, by topic (Unix seconds).", ["topic"])

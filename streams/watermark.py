@@ -27,11 +27,16 @@ SortKey = tuple[int, int, str]
 
 
 class Reorderer:
-    def __init__(self, lateness_ms: int = 2000, max_wait_s: float | None = None):
+    def __init__(self, lateness_ms: int = 2000, max_wait_s: float | None = None,
+                 external: bool = False):
         if lateness_ms < 0:
             raise ValueError("lateness_ms must be >= 0")
         self.lateness_ms = lateness_ms
         self.max_wait_s = max_wait_s
+        # external: the watermark is set by the stage upstream (``advance``), not derived from
+        # the records seen here, so a stage fed by many partitions waits for the slowest.
+        self.external = external
+        self._external_wm = -(2**62)
         self._heap: list[tuple[SortKey, int, float, Any]] = []
         self._seq = itertools.count()  # keeps heap entries comparable without comparing items
         self._max_seen = -(2**62)
@@ -41,6 +46,22 @@ class Reorderer:
 
     def __len__(self) -> int:
         return len(self._heap) + len(self._late)
+
+    def advance(self, watermark_ms: int) -> None:
+        """Upstream promises no record older than ``watermark_ms`` will follow (external mode)."""
+        if watermark_ms > self._external_wm:
+            self._external_wm = watermark_ms
+
+    @property
+    def watermark(self) -> int:
+        if self.external:
+            return self._external_wm
+        return self._max_seen - self.lateness_ms
+
+    @property
+    def released(self) -> int:
+        """Time of the last record released in order: downstream may take it as a watermark."""
+        return self._released
 
     def observe(self, stream_ms: int) -> None:
         """The stream has reached ``stream_ms`` (a record upstream), without an item here."""
@@ -68,7 +89,7 @@ class Reorderer:
     def pop_ready(self, now: float = 0.0) -> list[Any]:
         """Records safe to decide on now, in order (late ones first, as they came)."""
         out, self._late = self._late, []
-        watermark = self._max_seen - self.lateness_ms
+        watermark = self.watermark
         oldest_ok = now - self.max_wait_s if self.max_wait_s is not None else None
         heap = self._heap
         while heap:

@@ -127,8 +127,8 @@ def test_batching_changes_nothing(batch: int):
 
 P2_MSISDN, P2_ACCOUNT = "+8613911112222", "6222020200100000002"
 dense = [person(), person("P2", 1949, P2_MSISDN, P2_ACCOUNT), listed(), listed(MULE, minute=-5)]
-for k in range(10):  # records 0.6 s apart: a worker may receive neighbours in either order
-    m = 10 + k * 0.01
+for k in range(10):  # records 0.06 s apart: a worker may receive neighbours in either order
+    m = 10 + k * 0.001
     dense.append(call(m - 6, 360, callee=VICTIM_MSISDN if k % 2 else P2_MSISDN,
                       caller=LINE if k % 3 else f"+861650000{k:04d}"))
     dense.append(transfer(m, 100_000 * (k + 1), payee=MULE if k % 2 else "6222000011112222",
@@ -141,7 +141,7 @@ def test_arrival_order_within_the_lateness_changes_nothing(rnd: random.Random):
     from streams.eventtime import to_ms
 
     def jittered(rec: tuple) -> float:
-        return to_ms(rec[1]["event_time"]) + rnd.uniform(0, 1500)  # lateness is 2 s
+        return to_ms(rec[1]["event_time"]) + rnd.uniform(0, 150)  # lateness is 200 ms
 
     shuffled = sorted(dense, key=jittered)
     seen_a, tasks_a = observe(dense)
