@@ -93,19 +93,30 @@ def precision_at_recall(y: np.ndarray, s: np.ndarray, recall: float) -> float | 
     return _r(prec[ok].max()) if ok.any() else None
 
 
+def noisy_or(rule: np.ndarray, model: np.ndarray) -> np.ndarray:
+    """How the core combines them: either source alone can carry the risk."""
+    return 1 - (1 - rule) * (1 - model)
+
+
 def versus_rules(y: np.ndarray, model: np.ndarray, rule: np.ndarray) -> dict[str, Any]:
-    """The rules at their own operating point (any hit) against the model at equal recall."""
+    """The rules at their own operating point (any enforcing hit) against the model alone and
+    the rules combined with the model (noisy-OR, as the core decides), at equal recall."""
     fired = rule > 0
     pos = int(y.sum())
+    out: dict[str, Any] = {"rule_alerts": int(fired.sum()), "rule_precision": None,
+                           "rule_recall": None, "model_precision_at_rule_recall": None,
+                           "combined_precision_at_rule_recall": None}
     if pos == 0 or not fired.any():
-        return {"rule_alerts": int(fired.sum()), "rule_precision": None, "rule_recall": None,
-                "model_precision_at_rule_recall": None}
+        return out
     tp = int((fired & (y == 1)).sum())
     rec = tp / pos
-    return {"rule_alerts": int(fired.sum()), "rule_precision": _r(tp / fired.sum()),
-            "rule_recall": _r(rec), "model_precision_at_rule_recall":
-            precision_at_recall(y, model, rec) if tp else None,
-            "rule_pr_auc": _r(average_precision_score(y, rule))}
+    both = noisy_or(rule, model)
+    out.update(rule_precision=_r(tp / fired.sum()), rule_recall=_r(rec),
+               model_precision_at_rule_recall=precision_at_recall(y, model, rec) if tp else None,
+               combined_precision_at_rule_recall=precision_at_recall(y, both, rec) if tp else None,
+               rule_pr_auc=_r(average_precision_score(y, rule)),
+               combined_pr_auc=_r(average_precision_score(y, both)))
+    return out
 
 
 def calibration(y: np.ndarray, s: np.ndarray, bins: int = 10) -> dict[str, Any]:
