@@ -172,6 +172,47 @@ def exposed_names(registry: Any) -> set[str]:
     return out
 
 
+# The labels `zt_build_info` carries: set at run time by the worker (streams/lanes.py), so no
+# registry can tell them; the scrape test checks a running worker's against this.
+BUILD_INFO_LABELS = frozenset({"ruleset_version", "model_version", "policy_version"})
+
+
+def declared_metrics(registry: Any, *owners: Any) -> dict[str, tuple[str, frozenset[str]]]:
+    """Every ``zt_*`` metric the ``owners`` (a module, an object) declare and ``registry``
+    collects, as the catalog names it (``_total`` counters, ``_info`` infos) -> (type, labels)."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    out: dict[str, tuple[str, frozenset[str]]] = {}
+    for owner in owners:
+        for obj in vars(owner).values():
+            if isinstance(obj, MetricWrapperBase) and obj._name.startswith("zt_"):
+                labels = BUILD_INFO_LABELS if obj._type == "info" else frozenset(obj._labelnames)
+                name = obj._name + {"counter": "_total", "info": "_info"}.get(obj._type, "")
+                out[name] = (obj._type, labels)
+    for family in registry.collect():  # custom collectors (the desk's open-tasks gauge)
+        name = family.name + {"counter": "_total", "info": "_info"}.get(family.type, "")
+        if family.name.startswith("zt_") and name not in out:
+            labels = frozenset().union(*(s.labels for s in family.samples)) - {"le"}
+            out[name] = (family.type, labels)
+    return out
+
+
+_ROW = re.compile(r"^\|\s*`(zt_[a-z0-9_]+)`\s*\|\s*([^|]*?)\s*\|\s*([^|]*?)\s*\|")
+
+
+def catalog_rows(text: str) -> dict[str, tuple[str, frozenset[str]]]:
+    """The catalog's metrics (its tables before "Not yet measured") -> (type, labels)."""
+    start = text.index("## Metrics catalog")
+    end = text.index("### Not yet measured", start)
+    out: dict[str, tuple[str, frozenset[str]]] = {}
+    for line in text[start:end].splitlines():
+        m = _ROW.match(line)
+        if m:
+            assert m.group(1) not in out, f"{m.group(1)} is in the catalog twice"
+            out[m.group(1)] = (m.group(2).split()[0], frozenset(re.findall(r"`(\w+)`", m.group(3))))
+    return out
+
+
 # -- a real Prometheus ----------------------------------------------------------------------
 def free_port() -> int:
     from streams.broker import free_port as fp
