@@ -368,6 +368,9 @@ class Decider:
             for task in tasks:
                 self._stamp(task)
                 out.append((ev, task))
+        if observed and len(self._hits) > 10_000:  # in decision order, after any confirmations
+            week = observed[-1][0].avail_ms - 7 * DAY
+            self._hits = {p: h for p, h in self._hits.items() if max(h.values()) >= week}
         return out
 
     def _confirm_hits(self, person_id: str, t_ms: int) -> None:
@@ -592,8 +595,6 @@ class Decider:
         self._swept_ms = now_ms
         horizon = now_ms - max(7 * DAY, int(self.ladder.policy.episode_quiet_hours * HOUR))
         self.persons = {k: s for k, s in self.persons.items() if s.last_ms >= horizon}
-        week = now_ms - 7 * DAY
-        self._hits = {p: h for p, h in self._hits.items() if max(h.values()) >= week}
 
 
 class Core:

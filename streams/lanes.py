@@ -174,9 +174,11 @@ class Lanes:
                 batches = await consumer.getmany(timeout_ms=300, max_records=self.cfg.batch)
                 for tp, msgs in batches.items():
                     for m in msgs:
-                        if tp.topic == "warning-tasks":  # our own output: valid by construction
-                            task = orjson.loads(m.value)
-                            self.reference.note_task(task["task_id"], task["person_id"])
+                        if tp.topic == "warning-tasks":
+                            # Ours, but anyone with access can write there: check it like input.
+                            task = contract.check("warning-tasks", m.value)
+                            if task.ok:
+                                self.reference.note_task(task.value["task_id"], task.value["person_id"])
                             continue
                         checked = contract.check(tp.topic, m.value)
                         if checked.ok:  # the group agents dead-letter and count bad ones once
