@@ -65,7 +65,9 @@ class CoreConfig:
     min_contact_s: int = 60  # shorter answered calls from unknown lines are no scoring point
     min_call_s: int = 300  # built-in rule (no rule set loaded): a "hooked" call
     long_call_s: int = 20 * 60  # priority 1 from this call duration on
-    seen_ttl_ms: int = 48 * 3600 * 1000  # how long event ids are remembered for de-duplication
+    # How long event ids are remembered for de-duplication: redeliveries come within minutes (a
+    # restart, a rebalance); a record replayed later than this is taken as new.
+    seen_ttl_ms: int = 2 * 3600 * 1000
     ruleset_version: str = "core-v1"  # used when no rule set is loaded
     model_version: str = "none"  # used when no model is loaded
 
@@ -289,10 +291,9 @@ class Scored:
 
 @dataclass(slots=True)
 class PersonState:
-    seen: dict[str, int] = field(default_factory=dict)  # event_id/role -> time, for de-dup
     contacts: PersonContacts = field(default_factory=PersonContacts)
     transfers: PersonTransfers = field(default_factory=PersonTransfers)
-    txns: dict[str, str] = field(default_factory=dict)  # txn_id -> last status seen
+    open_txns: dict[str, str] = field(default_factory=dict)  # scored, not final yet: txn -> status
     last_ms: int = 0
 
 
@@ -330,6 +331,7 @@ class Decider:
         self.observer = observer
         self._swept_ms = 0
         self._years: dict[int, int] = {}
+        self._seen = SeenIds(self.config.seen_ttl_ms)
         self._hits: dict[str, dict[tuple[str, str], int]] = {}  # person -> (rule, mode) -> time
 
     def push(self, ev: StageEvent, now: float = 0.0) -> None:
@@ -388,18 +390,13 @@ class Decider:
     # --- state and features -------------------------------------------------------------------
 
     def _observe(self, ev: StageEvent) -> _Pending | None:
+        if not self._seen.add(f"{ev.key}/{ev.value['event_id']}/{ev.role}", ev.avail_ms):
+            self.stats.duplicates += 1
+            return None
         state = self.persons.get(ev.key)
         if state is None:
             state = self.persons[ev.key] = PersonState()
-        seen_key = f"{ev.value['event_id']}/{ev.role}"
-        if seen_key in state.seen:
-            self.stats.duplicates += 1
-            return None
-        state.seen[seen_key] = ev.avail_ms
         state.last_ms = max(state.last_ms, ev.avail_ms)
-        if len(state.seen) > 256:
-            horizon = ev.avail_ms - self.config.seen_ttl_ms
-            state.seen = {k: t for k, t in state.seen.items() if t >= horizon}
         if ev.avail_ms - self._swept_ms > 6 * 3_600_000:
             self._sweep(ev.avail_ms)
         self.stats.decided[ev.topic] = self.stats.decided.get(ev.topic, 0) + 1
@@ -456,12 +453,14 @@ class Decider:
     def _transfer(self, ev: StageEvent, state: PersonState, person: Person) -> _Pending | None:
         v = ev.value
         txn, status = v["txn_id"], v["status"]
-        before = state.txns.get(txn)
-        state.txns[txn] = status
-        if len(state.txns) > 512:
-            for old in list(state.txns)[:256]:
-                del state.txns[old]
-        if before is not None or status not in ("initiated", "completed"):
+        opened = txn in state.open_txns
+        if status == "initiated":
+            state.open_txns[txn] = status
+            if len(state.open_txns) > 64:  # never completed: forget the oldest
+                del state.open_txns[next(iter(state.open_txns))]
+        else:
+            state.open_txns.pop(txn, None)  # final: nothing more to remember
+        if opened or status not in ("initiated", "completed"):
             return None  # scored once, at its first state
         payee, amount, now = v["payee_account"], v["amount_fen"], ev.avail_ms
         own = payee in {a for _, a in person.accounts}

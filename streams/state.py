@@ -226,18 +226,19 @@ class SeenIds:
 
     def __init__(self, ttl_ms: int):
         self.ttl_ms = ttl_ms
-        self._ids: set[str] = set()
-        self._order: deque[tuple[int, str]] = deque()
+        self._ids: set[int] = set()
+        self._order: deque[tuple[int, int]] = deque()
 
     def add(self, key: str, t_ms: int) -> bool:
         """Remember ``key``; False when it was already seen (a duplicate)."""
         horizon, order = t_ms - self.ttl_ms, self._order
         while order and order[0][0] < horizon:
             self._ids.discard(order.popleft()[1])
-        if key in self._ids:
+        h = hash(key)  # 64 bits stand for the id: a tenth of the memory of the string
+        if h in self._ids:
             return False
-        self._ids.add(key)
-        order.append((t_ms, key))
+        self._ids.add(h)
+        order.append((t_ms, h))
         return True
 
     def __len__(self) -> int:
