@@ -101,6 +101,12 @@ def evaluate(
         except (RegistryError, ReplayError, ValueError) as e:
             _fail(str(e))
     out.print(_eval_table(report))
+    er, abl = report["early_recall"]["model"].get("all", {}), report.get("ablation", {})
+    out.print(f"alerted before the first fraudulent transfer: {er.get('recall')} of "
+              f"{er.get('episodes', 0)} episodes (rules: "
+              f"{report['early_recall']['rules'].get('all', {}).get('recall')}); recall change "
+              "from call features at equal alert volume: "
+              f"{abl.get('combined', {}).get('relative_change_in_recall')}", soft_wrap=True)
     out.print(f"figures -> {folder / 'evaluation.json'}; plots -> {folder}/*.png", soft_wrap=True)
 
 
@@ -184,16 +190,12 @@ def _summary(card: dict) -> Table:
 
 def _eval_table(report: dict) -> Table:
     table = Table(title=f"{report['model']} on {report['events']} ({report['evaluated']})")
-    for col in ("point", "rows", "fraud", "PR-AUC", "ROC-AUC", "precision@k", "recall@k",
-                "rules P/R", "model P at rules' R", "recall change w/ calls"):
-        table.add_column(col)
+    for col in ("point", "fraud", "PR-AUC", "P@k", "R@k", "rules P/R", "model P at rules R"):
+        table.add_column(col, no_wrap=True)
     for p, r in report["points"].items():
         ru = r["rules"]
-        abl = r.get("without_call_features", {})
-        table.add_row(p, f"{r['rows']:,}", f"{r['positives']:,}", str(r["pr_auc"]),
-                      str(r["roc_auc"]), str(r["at_capacity"]["precision"]),
+        table.add_row(p, f"{r['positives']:,}", str(r["pr_auc"]), str(r["at_capacity"]["precision"]),
                       str(r["at_capacity"]["recall"]),
-                      f"{ru['rule_precision']} / {ru['rule_recall']}",
-                      str(ru["model_precision_at_rule_recall"]),
-                      str(abl.get("relative_change_in_recall_at_capacity")))
+                      f"{ru['rule_precision']}/{ru['rule_recall']}",
+                      str(ru["model_precision_at_rule_recall"]))
     return table
