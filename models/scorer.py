@@ -7,6 +7,7 @@ a worker switches to a newly promoted version without a restart.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -71,13 +72,20 @@ class ModelScorer:
         if threads:
             limit_openmp(threads)
         self.version: str = artifact["version"]
+        # The alert threshold of the model card (set at desk capacity); None if unknown.
+        self.threshold: float | None = artifact.get("threshold")
         self._points: dict[str, tuple[tuple[str, ...], Any]] = {
             p: (tuple(m["features"]), m["model"]) for p, m in artifact["points"].items()}
 
     @classmethod
     def load(cls, registry: Registry | str | Path, version: str | None = None) -> ModelScorer:
         reg = registry if isinstance(registry, Registry) else Registry(registry)
-        return cls(reg.load_artifact(reg.resolve(version), MODEL_FILE))
+        resolved = reg.resolve(version)
+        artifact = dict(reg.load_artifact(resolved, MODEL_FILE))
+        # An artifact without a card (or a threshold in it): the policy's threshold applies.
+        with contextlib.suppress(KeyError, OSError, ValueError, RegistryError):
+            artifact.setdefault("threshold", reg.card(resolved)["thresholds"]["alert"])
+        return cls(artifact)
 
     def has(self, point: str) -> bool:
         return point in self._points

@@ -531,6 +531,9 @@ class Decider:
         s, ev, person, policy = p.scored, p.ev, p.person, self.ladder.policy
         enforce = [h for h in s.hits if h.mode == "enforce"]
         threshold = policy.contact_threshold if s.point == "contact" else policy.transfer_threshold
+        card = getattr(self.scorer, "threshold", None)  # calibrated at desk capacity (model card)
+        if card is not None:
+            threshold = min(threshold, card)
         model_alone = s.model_score is not None and s.model_score >= threshold
         current = self.ladder.episodes.get(person.person_id)
         warned = (current is not None and not current.closed and current.first_warning_ms is not None
