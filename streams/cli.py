@@ -224,11 +224,13 @@ def bench(
     seconds: Annotated[float, typer.Option(help="Length of the latency phase.")] = 20.0,
     out_path: Annotated[Path, typer.Option("--out", help="JSON results.")] = Path(
         "bench/results/pipeline.json"),
+    workers: Annotated[int, typer.Option(help="Worker processes in the consumer group.")] = 1,
 ) -> None:
     """Measure the pipeline on the embedded broker: events/s, latency, transport ratio."""
     from streams.bench import run_bench
 
-    sys.exit(run_bench(records=records, rate=rate, seconds=seconds, out=out_path, console=out))
+    sys.exit(run_bench(records=records, rate=rate, seconds=seconds, out=out_path, console=out,
+                       workers=workers))
 
 
 def _register_parts() -> None:
