@@ -21,7 +21,7 @@ from models.features import POINT_FEATURES, POINTS, vector
 from models.labels import LabelBook, Report
 from streams import contract
 from streams.eventtime import parse
-from streams.replay import open_events, parse_line
+from streams.replay import open_events, parse_line, read_lines
 
 DAY_MS = 86_400_000
 META = ("person_id", "event_id", "t_ms", "txn_id", "rule_score", "rule_hits")
@@ -165,29 +165,21 @@ def collect(events: Path, progress: Progress | None = None,
     rejected = 0
     persons: set[str] = set()
     last_ms = 0
-    with open_events(events) as src:
-        for lineno, line in enumerate(src, start=1):
-            if progress and lineno % 20_000 == 0:
-                progress(lineno, scan.lines)
-            if not line.strip():
-                continue
-            topic, value, reason = parse_line(line, lineno)
-            if reason is None:
-                try:
-                    contract.validate(topic, value)
-                except contract.ContractError:
-                    reason = "invalid"
-            if reason is not None:
-                rejected += 1
-                continue
-            t_ms = parse(value["event_time"]).ms
-            last_ms = max(last_ms, t_ms)
-            if topic in ("calls", "transactions"):
-                book.observe(topic, value, t_ms)
-            elif topic == "registry":
-                persons.add(value["person_id"])
-            core.feed(topic, value)
-        core.finish()
+    for line in read_lines(events):
+        if progress and line.lineno % 20_000 == 0:
+            progress(line.lineno, scan.lines)
+        topic, value = line.topic, line.value
+        if value is None:
+            rejected += 1
+            continue
+        t_ms = parse(value["event_time"]).ms
+        last_ms = max(last_ms, t_ms)
+        if topic in ("calls", "transactions"):
+            book.observe(topic, value, t_ms)
+        elif topic == "registry":
+            persons.add(value["person_id"])
+        core.feed(topic, value)
+    core.finish()
     if progress:
         progress(scan.lines, scan.lines)
     clock = Clock.of(scan.first_time)

@@ -17,9 +17,8 @@ from typing import Any
 
 from rules.backtest import CaseReport, Point
 from rules.engine import Hit, RuleSet
-from streams import contract
 from streams.eventtime import parse
-from streams.replay import open_events, parse_line
+from streams.replay import read_lines
 
 DAY_MS = 86_400_000
 
@@ -64,30 +63,22 @@ def run(events: Path, rulesets: list[RuleSet],
 
     core = Core(ruleset=rulesets[0], observer=observe, batch=256)
     started = clock()
-    with open_events(events) as src:
-        for lineno, line in enumerate(src, start=1):
-            if not line.strip():
-                continue
-            result.lines += 1
-            if progress and result.lines % 50_000 == 0:
-                progress(result.lines)
-            topic, value, reason = parse_line(line, lineno)
-            if reason is None:
-                try:
-                    contract.validate(topic, value)
-                except contract.ContractError:
-                    reason = "invalid"
-            if reason is not None:
-                result.rejected += 1
-                continue
-            t = parse(value["event_time"]).ms
-            if result.first_ms is None or t < result.first_ms:
-                result.first_ms = t
-            if topic == "case-reports":
-                result.reports.append(CaseReport(value["person_id"], t, value["fraud_type"],
-                                                 value["report_id"]))
-            core.feed(topic, value)
-        core.finish()
+    for line in read_lines(events):
+        result.lines += 1
+        if progress and result.lines % 50_000 == 0:
+            progress(result.lines)
+        topic, value = line.topic, line.value
+        if value is None:
+            result.rejected += 1
+            continue
+        t = parse(value["event_time"]).ms
+        if result.first_ms is None or t < result.first_ms:
+            result.first_ms = t
+        if topic == "case-reports":
+            result.reports.append(CaseReport(value["person_id"], t, value["fraud_type"],
+                                             value["report_id"]))
+        core.feed(topic, value)
+    core.finish()
     result.seconds = clock() - started
     if progress:
         progress(result.lines)

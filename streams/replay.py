@@ -84,6 +84,40 @@ def parse_line(line: bytes, lineno: int) -> tuple[str, Any, str | None]:
     return topic, value, None
 
 
+@dataclass(slots=True)
+class ReplayLine:
+    """One non-blank line of a replay file: its record when valid, else why not."""
+
+    lineno: int
+    raw: bytes
+    topic: str
+    value: dict[str, Any] | None
+    reason: str | None
+
+
+def read_lines(events: Path) -> Iterator[ReplayLine]:
+    """Every non-blank line of a replay file, parsed and checked against the contract.
+
+    The one reader of replay files: replay, training and backtests see the same records.
+    Raises ReplayError when the file cannot be read at all; a bad line is a reason, not an error.
+    """
+    src = open_events(events)
+    try:
+        with src:
+            for lineno, raw in enumerate(_lines(src, events), start=1):
+                if not raw.strip():
+                    continue
+                topic, value, reason = parse_line(raw, lineno)
+                if reason is None:
+                    try:
+                        contract.validate(topic, value)
+                    except contract.ContractError as e:
+                        reason = f"{e.reason} (replay line {lineno})"
+                yield ReplayLine(lineno, raw, topic, value if reason is None else None, reason)
+    except OSError as e:
+        raise ReplayError(f"reading {events} failed: {e.strerror or e}") from None
+
+
 def replay(
     events: Path,
     out: Path,
@@ -103,43 +137,33 @@ def replay(
     core = Core(config, ruleset=ruleset, scorer=scorer, batch=batch)
     started = time.perf_counter()
     last_time = EPOCH_TEXT  # replay's "received" clock is the stream's own event time
-    src = open_events(events)
-    try:
-        with src, out.open("wb") as tasks_out, dead_letter.open("wb") as dl_out:
-            def emit(tasks: list) -> None:
-                for task in tasks:
-                    rec = task.to_record()
-                    contract.validate("warning-tasks", rec)  # a bug, not bad input, if it fails
-                    tasks_out.write(dumps(rec) + b"\n")
-                    summary.tasks[rec["action"]] += 1
+    with out.open("wb") as tasks_out, dead_letter.open("wb") as dl_out:
+        def emit(tasks: list) -> None:
+            for task in tasks:
+                rec = task.to_record()
+                contract.validate("warning-tasks", rec)  # a bug, not bad input, if it fails
+                tasks_out.write(dumps(rec) + b"\n")
+                summary.tasks[rec["action"]] += 1
 
-            for lineno, line in enumerate(_lines(src, events), start=1):
-                if not line.strip():
-                    continue
-                summary.lines += 1
-                if progress and summary.lines % 20_000 == 0:
-                    progress(summary.lines)
-                topic, value, reason = parse_line(line, lineno)
-                if reason is None:
-                    try:
-                        contract.validate(topic, value)
-                    except contract.ContractError as e:
-                        reason = f"{e.reason} (replay line {lineno})"
-                if reason is not None:
-                    summary.rejected[topic] += 1
-                    summary.reasons[contract.reason_class(reason)] += 1
-                    dl_out.write(dumps({
-                        "reason": reason, "topic": topic,
-                        "raw": line.rstrip(b"\r\n").decode("utf-8", "backslashreplace"),
-                        "received_time": last_time,
-                    }) + b"\n")
-                    continue
-                summary.records[topic] += 1
-                last_time = value["event_time"]
-                emit(core.feed(topic, value))
-            emit(core.finish())
-    except OSError as e:
-        raise ReplayError(f"reading {events} failed: {e.strerror or e}") from None
+        for line in read_lines(events):
+            summary.lines += 1
+            if progress and summary.lines % 20_000 == 0:
+                progress(summary.lines)
+            if line.reason is not None:
+                summary.rejected[line.topic] += 1
+                summary.reasons[contract.reason_class(line.reason)] += 1
+                dl_out.write(dumps({
+                    "reason": line.reason, "topic": line.topic,
+                    "raw": line.raw.rstrip(b"\r\n").decode("utf-8", "backslashreplace"),
+                    "received_time": last_time,
+                }) + b"\n")
+                continue
+            value = line.value
+            assert value is not None
+            summary.records[line.topic] += 1
+            last_time = value["event_time"]
+            emit(core.feed(line.topic, value))
+        emit(core.finish())
     summary.duplicates = core.duplicates
     summary.late = core.late
     summary.figures = figures(core.decider.ladder.stats)
