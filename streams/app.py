@@ -3,7 +3,8 @@
 Run it with ``zt worker``. The broker comes from the one bootstrap setting (``ZT_KAFKA`` when
 this module is imported). Low-volume input topics have a Faust agent each, which validates,
 dead-letters bad input with its reason, and routes the rest; the high-volume path (calls,
-transactions, person events) runs in the lean lanes of ``streams.lanes`` under the same app.
+transactions and the two internal stage topics) runs in the lean lanes of ``streams.lanes``
+under the same app.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import tempfile
 
 import faust
 import mode
+import orjson
 
 from streams import contract, metrics
+from streams.core import StageEvent
 from streams.lanes import LaneConfig, Lanes, dead_letter
 from streams.settings import load
 from streams.topics import PERSON_EVENTS
@@ -46,7 +49,7 @@ watchlist_topic = app.topic("watchlist")  # Numbers, accounts, domains known in 
 case_reports_topic = app.topic("case-reports")  # Victims' reports, after the fact.
 task_outcomes_topic = app.topic("task-outcomes")  # What desks and banks did with tasks.
 dead_letter_topic = app.topic("dead-letter")  # Rejected input, with the reason.
-person_events_topic = app.topic(PERSON_EVENTS)  # Input repartitioned by person.
+person_events_topic = app.topic(PERSON_EVENTS)  # Stage 3 input, keyed by person.
 
 
 async def _checked(topic: str, raw: bytes) -> dict | None:
@@ -99,9 +102,7 @@ async def task_outcomes(stream: faust.StreamT[bytes]) -> None:
             await person_events_topic.send(key=ev.key.encode(), value=_envelope(ev))
 
 
-def _envelope(ev) -> bytes:
-    import orjson
-
+def _envelope(ev: StageEvent) -> bytes:
     return orjson.dumps(ev.envelope())
 
 
@@ -119,7 +120,7 @@ def lanes() -> Lanes:
 
 @app.service
 class HighVolumeLanes(mode.Service):
-    """Calls, transactions and person events, in batches, through the shared core."""
+    """Calls, transactions and the stage topics, in batches, through the shared core."""
 
     async def on_start(self) -> None:
         lanes().refresh_decisions()
