@@ -23,7 +23,9 @@ class Settings:
     source: str = "default"  # where ``bootstrap`` came from, shown by commands that connect
 
 
-def _config_file(path: str | None) -> dict:
+def config_file(path: str | None) -> dict:
+    """The config file's tables: ``path``, else ``ZT_CONFIG``, else ``./zt.toml`` if present.
+    A file named explicitly that does not exist is an error."""
     candidate = path or os.environ.get("ZT_CONFIG")
     p = Path(candidate) if candidate else Path("zt.toml")
     if not p.is_file():
@@ -35,7 +37,7 @@ def _config_file(path: str | None) -> dict:
 
 
 def load(bootstrap: str | None = None, config: str | None = None) -> Settings:
-    conf = _config_file(config).get("kafka", {})  # an explicit file that is missing is an error
+    conf = config_file(config).get("kafka", {})  # an explicit file that is missing is an error
     if bootstrap:
         return Settings(bootstrap, "--bootstrap flag")
     if os.environ.get("ZT_KAFKA"):

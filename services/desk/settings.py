@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,14 +43,7 @@ def database_url(db: str) -> str:
 
 
 def _desk_table(config: str | None) -> dict:
-    candidate = config or os.environ.get("ZT_CONFIG")
-    p = Path(candidate) if candidate else Path("zt.toml")
-    if not p.is_file():
-        if candidate:
-            raise FileNotFoundError(f"config file {p} not found")
-        return {}
-    with p.open("rb") as f:
-        return tomllib.load(f).get("desk", {})
+    return stream_settings.config_file(config).get("desk", {})
 
 
 def load(bootstrap: str | None = None, db: str | None = None, users: str | None = None,
