@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,21 +23,12 @@ from streams import contract
 from streams.eventtime import parse
 from streams.replay import open_events, parse_line, read_lines
 
+if TYPE_CHECKING:  # the core's own record of a scoring point; imported for types only
+    from streams.core import Scored
+
 DAY_MS = 86_400_000
 META = ("person_id", "event_id", "t_ms", "txn_id", "rule_score", "rule_hits")
 Progress = Callable[[int, int], None]  # (lines done, lines in the file)
-
-
-class ScoredLike(Protocol):
-    """What the core's observer receives at each scoring point (``streams.core.Scored``)."""
-
-    point: str
-    person_id: str
-    event_id: str
-    t_ms: int
-    txn_id: str | None
-    features: dict[str, float]
-    hits: list[Any]
 
 
 @dataclass
@@ -47,7 +38,7 @@ class Collector:
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=lambda: {p: [] for p in POINTS})
     x: dict[str, list[list[float]]] = field(default_factory=lambda: {p: [] for p in POINTS})
 
-    def __call__(self, s: ScoredLike) -> None:
+    def __call__(self, s: Scored) -> None:
         if s.point not in self.rows:
             return
         # The rules alone, as they decide: enforcing hits only (shadow rules only watch).

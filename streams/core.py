@@ -302,8 +302,6 @@ class DecisionStats:
     decided: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
     points: dict[str, int] = field(default_factory=dict)
-    shadow_hits: dict[str, int] = field(default_factory=dict)
-    enforce_hits: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -504,9 +502,7 @@ class Decider:
             s.risk = round(1 - (1 - rule) * (1 - model), 4)
             if s.hits:
                 recent = self._hits.setdefault(s.person_id, {})
-            for h in s.hits:
-                counts = self.stats.shadow_hits if h.mode == "shadow" else self.stats.enforce_hits
-                counts[h.rule_id] = counts.get(h.rule_id, 0) + 1
+            for h in s.hits:  # counted once, with the ladder's figures (zt_rule_hits_total)
                 self.ladder.stats.add("rule_hits", h.rule_id, h.mode)
                 recent[(h.rule_id, h.mode)] = s.t_ms
             if self.observer is not None:
