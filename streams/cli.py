@@ -125,6 +125,9 @@ def worker(
     err.print(f"worker: broker {s.bootstrap} ({s.source}); "
               f"metrics http://{metrics_host}:{metrics_port}/metrics")
     uvloop.install()
+    from streams.heap import tune_for_long_lived_heap
+
+    tune_for_long_lived_heap()
     w = faust.Worker(faust_app, loglevel=loglevel, quiet=True)
     w.execute_from_commandline()
 

@@ -202,15 +202,17 @@ class EntityStage:
             out = []
             callee = ref.person_of_msisdn(v["callee"])
             caller = ref.person_of_msisdn(v["caller"])
-            if callee is not None:
+            # An unanswered call (or a text) changes nothing of its callee's state, so it goes
+            # to the caller only (a third of a carrier's records: a third fewer person events).
+            if callee is not None and answered:
                 snap = None
-                if answered and v["duration_s"] >= self.config.min_contact_s:  # a scoring point
+                if v["duration_s"] >= self.config.min_contact_s:  # a scoring point
                     snap = line.get(ev.avail_ms)
                     snap["line_registered"] = 1.0 if caller is not None else 0.0
                 out.append(ev.to(callee.person_id, "callee", snap))
             if caller is not None:
                 out.append(ev.to(caller.person_id, "caller"))
-            if not out:
+            if callee is None and caller is None:
                 self.unrouted["calls"] = self.unrouted.get("calls", 0) + 1
             return out
         status = v["status"]
@@ -340,6 +342,16 @@ class Decider:
 
     def drain(self) -> list[tuple[StageEvent, WarningTask]]:
         return self.decide_batch(self.buffer.drain())
+
+    def advance(self, watermark_ms: int) -> list[WarningTask]:
+        """Fire the ladder's timers due by the stage's watermark, once every event up to it has
+        been decided: an escalation is due when event time passes it, whether or not a record of
+        that person (or of this partition) comes. The same timers fire, with the same content,
+        as when the next event would have fired them; only sooner."""
+        tasks = self.ladder.advance(watermark_ms, self.reference.persons, self.reference.listed)
+        for task in tasks:
+            self._stamp(task)
+        return tasks
 
     def decide_batch(self, events: Iterable[StageEvent]) -> list[tuple[StageEvent, WarningTask]]:
         """Update state and collect scoring points in order, score them in one vectorised call
@@ -625,7 +637,7 @@ class Core:
         for ev in [*person_events, *self.entities.ready()]:
             self.decider.push(ev)
         self._ready.extend(self.decider.buffer.pop_ready())
-        if len(self._ready) < self.batch:
+        if len(self._ready) < self.batch and (self._ready or self.batch > 1):
             return []
         return self._decide()
 
@@ -637,7 +649,9 @@ class Core:
 
     def _decide(self) -> list[WarningTask]:
         events, self._ready = self._ready, []
-        return [task for _, task in self.decider.decide_batch(events)]
+        tasks = [task for _, task in self.decider.decide_batch(events)]
+        # Every event up to the watermark is decided now: timers due by then may fire.
+        return tasks + self.decider.advance(self.decider.buffer.watermark)
 
     @property
     def late(self) -> int:

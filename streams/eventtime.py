@@ -12,6 +12,7 @@ Decisions never read the wall clock; every time they use comes from a record.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import NamedTuple
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -23,8 +24,11 @@ class EventTime(NamedTuple):
     offset_min: int  # the offset the source wrote, so outputs read as the source's local time
 
 
+@lru_cache(maxsize=1 << 16)
 def parse(text: str) -> EventTime:
-    """Parse an RFC 3339 time with an offset; raise ValueError otherwise."""
+    """Parse an RFC 3339 time with an offset; raise ValueError otherwise.
+
+    Cached: a record's time is read by validation, routing and each stage it crosses."""
     dt = datetime.fromisoformat(text)
     off = dt.utcoffset()
     if off is None:

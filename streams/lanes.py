@@ -336,6 +336,14 @@ class Lanes:
         self._count_decisions()
         return sent
 
+    async def _fire_timers(self) -> None:
+        """Escalations due by the person stage's watermark, when every event up to it is decided
+        (so a quiet partition still escalates on time)."""
+        tasks = self.decider.advance(self.decider.buffer.watermark)
+        if tasks:
+            await self._emit([(None, t) for t in tasks])
+            self._count_decisions()
+
     async def _ordered_lane(self, topic: str, stage: str,
                             step: Callable[[list[StageEvent]], Awaitable[int]]) -> None:
         """Consume a repartitioned topic into a stage's event-time buffer; hand what is ready to
@@ -404,6 +412,8 @@ class Lanes:
                     await step(ready[i:i + STEP_CHUNK])
                     metrics.STAGE_EVENTS.labels(stage).inc(len(ready[i:i + STEP_CHUNK]))
                     await asyncio.sleep(0)
+                if stage == "decide":
+                    await self._fire_timers()
                 if downstream is not None and buffer.watermark > -(2**61):
                     # Everything up to our watermark has been sent on: say so, per partition.
                     await downstream.send({f"entity/{tp.partition}": buffer.watermark
@@ -433,9 +443,10 @@ class Lanes:
         if offsets:
             await consumer.commit(offsets)
 
-    async def _emit(self, decided: list[tuple[StageEvent, WarningTask]]) -> int:
+    async def _emit(self, decided: list[tuple[StageEvent | None, WarningTask]]) -> int:
+        """Send tasks; ``None`` for the event of a task that a timer made (an escalation)."""
         assert self.producer is not None
-        pending: list[tuple[StageEvent, str, Awaitable[Any]]] = []
+        pending: list[tuple[StageEvent | None, str, Awaitable[Any]]] = []
         for ev, task in decided:
             rec = task.to_record()
             try:
@@ -449,7 +460,7 @@ class Lanes:
         for ev, action, fut in pending:
             await fut
             metrics.TASKS_EMITTED.labels(action).inc()
-            if ev.arrived:
+            if ev is not None and ev.arrived:
                 metrics.EVENT_TO_TASK.observe(max(time.time() - ev.arrived, 0.0))
         return len(pending)
 

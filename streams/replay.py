@@ -19,6 +19,7 @@ import orjson
 
 from streams import contract
 from streams.core import Core, CoreConfig
+from streams.heap import long_lived_heap
 from streams.tasks import dumps
 
 EPOCH_TEXT = "1970-01-01T00:00:00Z"
@@ -134,7 +135,13 @@ def replay(
     decision path and no model); ``batch`` only changes how often the core scores, never what."""
     dead_letter = dead_letter or out.with_name(out.name.removesuffix(".jsonl") + ".dead-letter.jsonl")
     summary = ReplaySummary(dead_letter_path=dead_letter, tasks_path=out)
-    core = Core(config, ruleset=ruleset, scorer=scorer, batch=batch)
+    with long_lived_heap():
+        return _replay(events, out, dead_letter, summary, Core(config, ruleset=ruleset,
+                                                                scorer=scorer, batch=batch), progress)
+
+
+def _replay(events: Path, out: Path, dead_letter: Path, summary: ReplaySummary, core: Core,
+            progress: Callable[[int], None] | None) -> ReplaySummary:
     started = time.perf_counter()
     last_time = EPOCH_TEXT  # replay's "received" clock is the stream's own event time
     with out.open("wb") as tasks_out, dead_letter.open("wb") as dl_out:
