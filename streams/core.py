@@ -102,8 +102,9 @@ class StageEvent:
         return (self.avail_ms, TOPIC_RANK[self.topic], f"{self.value['event_id']}/{self.role}")
 
     def envelope(self) -> dict[str, Any]:
+        # "t": the times already parsed, so the next stage need not parse the record's again.
         env = {"topic": self.topic, "key": self.key, "role": self.role, "arrived": self.arrived,
-               "value": self.value}
+               "t": (self.t_ms, self.avail_ms, self.offset_min), "value": self.value}
         if self.snap is not None:
             env["snap"] = self.snap
         return env
@@ -117,8 +118,12 @@ class StageEvent:
 
     @classmethod
     def from_envelope(cls, env: dict[str, Any]) -> StageEvent:
-        return cls.make(env["topic"], env["key"], env["role"], env["value"], env["arrived"],
-                        env.get("snap"))
+        t = env.get("t")
+        if t is None:  # an envelope from a worker of an earlier version
+            return cls.make(env["topic"], env["key"], env["role"], env["value"], env["arrived"],
+                            env.get("snap"))
+        return cls(env["topic"], env["key"], env["role"], env["value"], t[0], t[1], t[2],
+                   env["arrived"], env.get("snap"))
 
     def to(self, key: str, role: str, snap: dict[str, float] | None = None) -> StageEvent:
         return StageEvent(self.topic, key, role, self.value, self.t_ms, self.avail_ms,

@@ -142,14 +142,12 @@ class Ladder:
         self.review: list[dict[str, Any]] = []  # people defrauded after a warning (预后被骗)
         self._timers: list[Timer] = []
         self._seq = itertools.count()
-        self.now_ms = 0
 
     # --- time ------------------------------------------------------------------------------
 
     def advance(self, now_ms: int, persons: dict[str, Person], listed: Any) -> list[WarningTask]:
         """Fire every timer due by ``now_ms`` (event time), in order."""
         out: list[WarningTask] = []
-        self.now_ms = max(self.now_ms, now_ms)
         while self._timers and self._timers[0].fire_ms <= now_ms:
             timer = heapq.heappop(self._timers)
             ep = self.episodes.get(timer.person_id)
@@ -277,7 +275,7 @@ class Ladder:
                                     state)]
             return []
         if timer.kind == "zero_transfer":
-            return self._judge_zero_transfer(ep, person, timer.ref, listed)
+            return self._judge_zero_transfer(ep, person, timer.ref, listed, timer.fire_ms)
         if timer.kind == "hold_lapse":
             state = ep.tasks[timer.ref]
             return [self._visit(ep, person, timer.fire_ms, "HOLD_EXPIRING",
@@ -306,12 +304,13 @@ class Ladder:
         return []
 
     def _judge_zero_transfer(self, ep: Episode, person: Person, hours: int,
-                             listed: Any) -> list[WarningTask]:
+                             listed: Any, at_ms: int) -> list[WarningTask]:
         assert ep.first_warning_ms is not None
         end = ep.first_warning_ms + hours * HOUR
         confirmed = self.confirmed.get(person.person_id, set())
+        # Listed when the window closed (the timer's time): the same answer in any driver.
         bad = [(t, a, amt, txn) for t, a, amt, txn in ep.paid_after_warning
-               if t <= end and (a in confirmed or listed(a, self.now_ms) is not None)]
+               if t <= end and (a in confirmed or listed(a, at_ms) is not None)]
         window = f"{hours}h"
         self.stats.add("zero_transfer_judged", window)
         if not bad:

@@ -25,6 +25,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,7 +56,7 @@ class LaneConfig:
     group: str = "zt"  # consumer groups are <group>-ingest, <group>-entity and <group>-decide
     batch: int = 5000
     poll_ms: int = 20
-    marker_every_s: float = 0.05  # how often a stage tells the next how far it has come
+    marker_every_s: float = 0.02  # how often a stage tells the next how far it has come
     idle_flush_s: float = 1.0  # inputs read to their end this long: release what was sent
     session_timeout_ms: int = 6000  # short: a group join takes ~3 s on Tansu, not ~23 s
     heartbeat_ms: int = 1000
@@ -137,6 +138,9 @@ class Lanes:
         self._exported: dict[tuple[str, tuple[str, ...]], float] = {}
         self._partitions: dict[str, list[int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        # Sent by the entity stage, not yet acknowledged: awaited before its next commit.
+        self._unacked: list[Awaitable[Any]] = []
+        self._entity_consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(bootstrap_servers=self.cfg.bootstrap.split(","),
@@ -276,8 +280,11 @@ class Lanes:
                 if routed:
                     sent_until = max(sent_until, max(ev.avail_ms for ev in routed))
                 pending.extend(await self._send_stage(ENTITY_EVENTS, routed))
+                # The marker goes out behind the data on each partition (one producer keeps the
+                # order), so it need not wait for the data's acknowledgement; the commit does.
+                pending.extend(await markers.send(
+                    await self._input_watermarks(consumer, newest_ms, consumed), wait=False))
                 await asyncio.gather(*pending)
-                await markers.send(await self._input_watermarks(consumer, newest_ms, consumed))
                 await consumer.commit()
                 lag.publish()
                 metrics.BATCH_SECONDS.labels("ingest").observe(time.perf_counter() - started)
@@ -314,7 +321,7 @@ class Lanes:
         for topic, n in self.entities.unrouted.items():
             metrics.RECORDS_UNROUTED.labels(topic).inc(n - self._counted.get(f"#unrouted/{topic}", 0))
             self._counted[f"#unrouted/{topic}"] = n
-        await asyncio.gather(*await self._send_stage(PERSON_EVENTS, persons))
+        self._unacked.extend(await self._send_stage(PERSON_EVENTS, persons))
         return len(persons)
 
     def refresh_decisions(self) -> None:
@@ -353,22 +360,28 @@ class Lanes:
         lanes = self
         consumed: dict[TopicPartition, int] = {}  # next offset to read, per partition
 
+        held = HeldOffsets()
+
         class Flush(ConsumerRebalanceListener):
             # Decide what is buffered before partitions move to another worker.
             async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
                 drained = buffer.drain()
                 await step(drained)
                 metrics.STAGE_EVENTS.labels(stage).inc(len(drained))
+                _release(held, drained)
                 if revoked:
-                    await lanes._commit_held(consumer, consumed, buffer)
+                    await lanes._commit_held(consumer, consumed, held)
                 for tp in revoked:
                     consumed.pop(tp, None)
+                    held.forget(tp.partition)
 
             async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
                 return None
 
         consumer = AIOKafkaConsumer(group_id=f"{self.cfg.group}-{stage}", **consumer_kwargs(self.cfg))
         consumer.subscribe([topic], listener=Flush())
+        if stage == "entity":
+            self._entity_consumer = consumer
         await consumer.start()
         lag = LagGauge()
         if stage == "entity":
@@ -395,6 +408,7 @@ class Lanes:
                         for env in body if isinstance(body, list) else (body,):
                             ev = StageEvent.from_envelope(env)
                             ev.origin = (tp.partition, m.offset)
+                            held.hold(tp.partition, m.offset)
                             buffer.push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
                     consumed[tp] = msgs[-1].offset + 1
                     lag.update(consumer, tp, consumed[tp])
@@ -406,6 +420,7 @@ class Lanes:
                     buffer.advance(min(sources[s] for s in expected))
                     metrics.WATERMARK.labels(stage).set(buffer.watermark / 1000)
                 ready = buffer.pop_ready(now)
+                _release(held, ready)
                 for i in range(0, len(ready), STEP_CHUNK):
                     # In chunks, yielding between them: a watermark that frees a whole backlog
                     # must not stall the other lanes of this event loop.
@@ -415,31 +430,43 @@ class Lanes:
                 if stage == "decide":
                     await self._fire_timers()
                 if downstream is not None and buffer.watermark > -(2**61):
-                    # Everything up to our watermark has been sent on: say so, per partition.
-                    await downstream.send({f"entity/{tp.partition}": buffer.watermark
-                                           for tp in consumer.assignment()})
+                    # Everything up to our watermark has been sent on: say so, per partition
+                    # (behind that data, by the same producer).
+                    self._unacked.extend(await downstream.send(
+                        {f"entity/{tp.partition}": buffer.watermark
+                         for tp in consumer.assignment()}, wait=False))
                 if batches or ready:
-                    await self._commit_held(consumer, consumed, buffer)
+                    await self._commit_held(consumer, consumed, held)
                     metrics.BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
                 lag.publish()
             drained = buffer.drain()
             await step(drained)
             metrics.STAGE_EVENTS.labels(stage).inc(len(drained))
-            await self._commit_held(consumer, consumed, buffer)
+            _release(held, drained)
+            await self._commit_held(consumer, consumed, held)
         finally:
             await consumer.stop()
 
+    async def _acked(self) -> None:
+        """Wait for what the entity stage sent (only it leaves acknowledgements here; the
+        decide stage awaits its tasks as it sends them)."""
+        if self._unacked:
+            unacked, self._unacked = self._unacked, []
+            await asyncio.gather(*unacked)
+
     async def _commit_held(self, consumer: AIOKafkaConsumer, consumed: dict[TopicPartition, int],
-                           buffer: Any) -> None:
+                           held: HeldOffsets) -> None:
         """Commit up to the first record still waiting in the event-time buffer, per partition,
-        so a worker killed with records in its buffer re-reads them after a restart."""
-        held: dict[int, int] = {}
-        for ev in buffer.items():
-            if ev.origin is not None:
-                part, off = ev.origin
-                held[part] = min(held.get(part, off), off)
+        so a worker killed with records in its buffer re-reads them after a restart; and only
+        once what the stage sent on is acknowledged."""
+        if consumer is self._entity_consumer:
+            await self._acked()
         assigned = consumer.assignment()
-        offsets = {tp: held.get(tp.partition, nxt) for tp, nxt in consumed.items() if tp in assigned}
+        offsets = {}
+        for tp, nxt in consumed.items():
+            if tp in assigned:
+                first = held.first(tp.partition)
+                offsets[tp] = nxt if first is None else first
         if offsets:
             await consumer.commit(offsets)
 
@@ -486,6 +513,54 @@ class Lanes:
         stopper.cancel()
 
 
+class HeldOffsets:
+    """The input messages whose events still wait in a stage's event-time buffer, per partition:
+    a commit may go no further than the first of them. O(1) a message, where scanning the buffer
+    at every commit cost 14% of a worker with a backlog held.
+
+    >>> held = HeldOffsets()
+    >>> for off in (5, 5, 6, 7):
+    ...     held.hold(0, off)
+    >>> held.release(0, 5); held.first(0)
+    5
+    >>> held.release(0, 5); held.release(0, 7); held.first(0)
+    6
+    >>> held.release(0, 6); held.first(0) is None
+    True
+    """
+
+    def __init__(self) -> None:
+        self._count: dict[tuple[int, int], int] = {}
+        self._order: dict[int, deque[int]] = {}
+
+    def hold(self, partition: int, offset: int) -> None:
+        key = (partition, offset)
+        n = self._count.get(key)
+        if n is None:
+            self._order.setdefault(partition, deque()).append(offset)  # offsets come in order
+            self._count[key] = 1
+        else:
+            self._count[key] = n + 1
+
+    def release(self, partition: int, offset: int) -> None:
+        key = (partition, offset)
+        n = self._count.get(key, 0) - 1
+        if n > 0:
+            self._count[key] = n
+        else:
+            self._count.pop(key, None)
+
+    def first(self, partition: int) -> int | None:
+        order = self._order.get(partition)
+        while order and (partition, order[0]) not in self._count:
+            order.popleft()
+        return order[0] if order else None
+
+    def forget(self, partition: int) -> None:
+        for off in self._order.pop(partition, ()):
+            self._count.pop((partition, off), None)
+
+
 class Markers:
     """Watermark markers to every partition of a stage topic, when they moved (at most every
     ``marker_every_s``). Sent after the data they cover, by the same producer, so in order."""
@@ -495,17 +570,28 @@ class Markers:
         self.last: dict[str, int] = {}
         self.sent_at = 0.0
 
-    async def send(self, marks: dict[str, int]) -> None:
+    async def send(self, marks: dict[str, int], wait: bool = True) -> list[Awaitable[Any]]:
+        """Send when moved; with ``wait=False`` return the acknowledgements for the caller to
+        await (before it commits) instead of waiting here."""
         now = time.monotonic()
         if not marks or marks == self.last or now - self.sent_at < self.lanes.cfg.marker_every_s:
-            return
+            return []
         producer = self.lanes.producer
         assert producer is not None
         body = orjson.dumps({"wm": marks})
         futs = [await producer.send(self.topic, body, partition=p)
                 for p in self.lanes._partitions[self.topic]]
-        await asyncio.gather(*futs)
         self.last, self.sent_at = marks, now
+        if wait:
+            await asyncio.gather(*futs)
+            return []
+        return futs
+
+
+def _release(held: HeldOffsets, events: list[StageEvent]) -> None:
+    for ev in events:
+        if ev.origin is not None:
+            held.release(*ev.origin)
 
 
 @functools.lru_cache(maxsize=1 << 18)
