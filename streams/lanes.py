@@ -58,6 +58,9 @@ class LaneConfig:
     poll_ms: int = 20
     marker_every_s: float = 0.02  # how often a stage tells the next how far it has come
     idle_flush_s: float = 1.0  # inputs read to their end this long: release what was sent
+    # Offsets are committed this often, not every batch: a commit waits for every send before
+    # it, and a lane that waits cannot fetch. (A restart re-reads at most this much, at least once.)
+    commit_every_s: float = 0.2
     session_timeout_ms: int = 6000  # short: a group join takes ~3 s on Tansu, not ~23 s
     heartbeat_ms: int = 1000
     fetch_wait_ms: int = 20
@@ -236,6 +239,8 @@ class Lanes:
         markers = Markers(self, ENTITY_EVENTS)
         sent_until = -(2**62)  # latest availability time routed on (a call is available at its end)
         idle_since: float | None = None
+        pending: list[Awaitable[Any]] = []  # sent, not yet acknowledged: awaited before a commit
+        committed_at = time.monotonic()
         try:
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=self.cfg.poll_ms,
@@ -251,16 +256,20 @@ class Lanes:
                         # later with an earlier time is decided at once and counted as late.
                         marks = {src: max(wm, sent_until) for src, wm in marks.items()}
                     await markers.send(marks)
+                    if pending:
+                        await asyncio.gather(*pending)
+                        pending = []
+                        await consumer.commit()
+                        committed_at = time.monotonic()
                     continue
                 idle_since = None
                 started = time.perf_counter()
                 arrived = time.time()
-                pending: list[Awaitable[Any]] = []
                 routed: list[StageEvent] = []
                 for tp, msgs in batches.items():
                     topic = tp.topic
                     metrics.RECORDS_CONSUMED.labels(topic).inc(len(msgs))
-                    newest = ""
+                    newest = -(2**62)
                     for m in msgs:
                         checked = contract.check(topic, m.value)
                         if not checked.ok:
@@ -270,10 +279,13 @@ class Lanes:
                                 "dead-letter", dead_letter(topic, m.value, reason)))
                             continue
                         value = checked.value
-                        newest = max(newest, value["event_time"])
-                        routed.extend(self.router.route(topic, value, arrived)[0])
-                    if newest:
-                        newest_ms[tp] = max(newest_ms.get(tp, -(2**62)), to_ms(newest))
+                        entity_events = self.router.route(topic, value, arrived)[0]
+                        # (times compared parsed: texts with different offsets do not sort)
+                        newest = max(newest, entity_events[0].t_ms if entity_events
+                                     else to_ms(value["event_time"]))
+                        routed.extend(entity_events)
+                    if newest > -(2**62):
+                        newest_ms[tp] = max(newest_ms.get(tp, -(2**62)), newest)
                         metrics.LAST_EVENT_TIME.labels(topic).set(newest_ms[tp] / 1000)
                     consumed[tp] = msgs[-1].offset + 1
                     lag.update(consumer, tp, consumed[tp])
@@ -284,10 +296,16 @@ class Lanes:
                 # order), so it need not wait for the data's acknowledgement; the commit does.
                 pending.extend(await markers.send(
                     await self._input_watermarks(consumer, newest_ms, consumed), wait=False))
-                await asyncio.gather(*pending)
-                await consumer.commit()
+                if time.monotonic() - committed_at >= self.cfg.commit_every_s:
+                    await asyncio.gather(*pending)
+                    pending = []
+                    await consumer.commit()
+                    committed_at = time.monotonic()
                 lag.publish()
                 metrics.BATCH_SECONDS.labels("ingest").observe(time.perf_counter() - started)
+            if pending:
+                await asyncio.gather(*pending)
+                await consumer.commit()
         finally:
             await consumer.stop()
 
@@ -392,6 +410,7 @@ class Lanes:
             expected = {f"entity/{p}" for p in self._partitions[ENTITY_EVENTS]}
             downstream = None
         sources: dict[str, int] = {}
+        committed_at, dirty = time.monotonic(), False
         try:
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=self.cfg.poll_ms,
@@ -435,8 +454,12 @@ class Lanes:
                     self._unacked.extend(await downstream.send(
                         {f"entity/{tp.partition}": buffer.watermark
                          for tp in consumer.assignment()}, wait=False))
-                if batches or ready:
+                dirty = dirty or bool(batches or ready)
+                if dirty and (not batches
+                              or time.monotonic() - committed_at >= self.cfg.commit_every_s):
                     await self._commit_held(consumer, consumed, held)
+                    committed_at, dirty = time.monotonic(), False
+                if batches or ready:
                     metrics.BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
                 lag.publish()
             drained = buffer.drain()
