@@ -150,6 +150,12 @@ def run_bench(records: int, rate: int, seconds: float, out: Path, console: Conso
     results["replay"] = {"records": s.lines, "seconds": round(s.seconds, 3),
                          "records_per_s": round(s.records_per_s)}
     con.print(f"replay: {s.lines:,} records in {s.seconds:.2f} s = {s.records_per_s:,.0f}/s")
+    jobs = os.cpu_count() or 1
+    if jobs > 1:
+        s = replay(events, work / "tasks-jobs.jsonl", jobs=jobs)
+        results["replay_jobs"] = {"jobs": jobs, "records": s.lines, "seconds": round(s.seconds, 3),
+                                  "records_per_s": round(s.records_per_s)}
+        con.print(f"replay with {jobs} jobs: {s.records_per_s:,.0f}/s")
 
     broker = EmbeddedBroker(port=free_port(), log_path=work / "broker.log").start()
     worker: Workers | None = None
@@ -351,6 +357,9 @@ def _table(con: Console, r: dict[str, Any]) -> None:
     t.add_column("measure")
     t.add_column("value", justify="right")
     t.add_row("replay, core alone", f"{r['replay']['records_per_s']:,} records/s")
+    if "replay_jobs" in r:
+        rj = r['replay_jobs']
+        t.add_row(f"replay, {rj['jobs']} jobs", f"{rj['records_per_s']:,} records/s")
     t.add_row("transport passthrough", f"{r['transport_passthrough']['events_per_s']:,} events/s")
     t.add_row("worker at saturation", f"{r['saturation']['events_per_s']:,} events/s")
     t.add_row("worker / transport", f"{r['saturation']['ratio_to_transport']:.0%}")

@@ -146,6 +146,9 @@ def replay(
     models: Annotated[str | None, typer.Option(
         help="Model registry directory (default $ZT_MODELS or .zt/models); its promoted model "
         "scores, as in the workers. 'none': no model.")] = None,
+    jobs: Annotated[int, typer.Option(
+        min=1, help="Processes: the persons are split between them, as between worker "
+        "processes; the tasks written are the same for any number.")] = 1,
 ) -> None:
     """Drive the decision core from a replay file; the same tasks as the workers, byte for byte."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -159,7 +162,7 @@ def replay(
         job = bar.add_task("replay", total=None)
         try:
             summary = run(events, out_path, dead_letter, ruleset=ruleset, scorer=scorer,
-                          progress=lambda n: bar.update(job, completed=n))
+                          progress=lambda n: bar.update(job, completed=n), jobs=jobs)
         except ReplayError as e:
             _fail(str(e))
     table = Table(title=f"replay of {events}", show_header=True)

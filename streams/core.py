@@ -72,6 +72,17 @@ class CoreConfig:
     model_version: str = "none"  # used when no model is loaded
 
 
+# Idle state is swept at fixed boundaries of event time (every 6 h), with the horizon taken from
+# the boundary and before the event that crossed it touches its entity: then what is forgotten
+# does not depend on which events a stage happens to see, so a worker's partition, a replay job
+# and a whole replay keep the same state for every line, account and person.
+SWEEP_MS = 6 * 3_600_000
+
+
+def sweep_boundary(t_ms: int) -> int:
+    return t_ms - t_ms % SWEEP_MS
+
+
 # --- what the stages pass on ----------------------------------------------------------------
 
 
@@ -195,7 +206,7 @@ class EntityStage:
         if not self._seen.add(f"{ev.value['event_id']}/{ev.role}", ev.avail_ms):
             self.duplicates += 1
             return []
-        if ev.avail_ms - self._swept_ms > 6 * 3_600_000:
+        if ev.avail_ms >= self._swept_ms + SWEEP_MS:
             self._sweep(ev.avail_ms)
         v, ref = ev.value, self.reference
         if ev.role == "line":
@@ -239,8 +250,8 @@ class EntityStage:
 
     def _sweep(self, now_ms: int) -> None:
         """Forget lines and accounts idle for longer than every window (bounded memory)."""
-        self._swept_ms = now_ms
-        horizon = now_ms - 7 * DAY
+        self._swept_ms = sweep_boundary(now_ms)
+        horizon = self._swept_ms - 7 * DAY
         self.lines = {k: s for k, s in self.lines.items() if s.last_ms >= horizon}
         self.accounts = {k: s for k, s in self.accounts.items() if s.last_ms >= horizon}
 
@@ -408,12 +419,12 @@ class Decider:
         if not self._seen.add(f"{ev.key}/{ev.value['event_id']}/{ev.role}", ev.avail_ms):
             self.stats.duplicates += 1
             return None
+        if ev.avail_ms >= self._swept_ms + SWEEP_MS:
+            self._sweep(ev.avail_ms)  # before this event touches its person: see sweep_boundary
         state = self.persons.get(ev.key)
         if state is None:
             state = self.persons[ev.key] = PersonState()
         state.last_ms = max(state.last_ms, ev.avail_ms)
-        if ev.avail_ms - self._swept_ms > 6 * 3_600_000:
-            self._sweep(ev.avail_ms)
         self.stats.decided[ev.topic] = self.stats.decided.get(ev.topic, 0) + 1
         person = self.reference.persons.get(ev.key)
         if person is None:
@@ -607,8 +618,8 @@ class Decider:
 
     def _sweep(self, now_ms: int) -> None:
         """Forget persons idle for longer than every window and episode (bounded memory)."""
-        self._swept_ms = now_ms
-        horizon = now_ms - max(7 * DAY, int(self.ladder.policy.episode_quiet_hours * HOUR))
+        self._swept_ms = sweep_boundary(now_ms)
+        horizon = self._swept_ms - max(7 * DAY, int(self.ladder.policy.episode_quiet_hours * HOUR))
         self.persons = {k: s for k, s in self.persons.items() if s.last_ms >= horizon}
 
 
@@ -621,8 +632,13 @@ class Core:
 
     def __init__(self, config: CoreConfig | None = None, ruleset: RuleSetLike | None = None,
                  scorer: Scorer | None = None, observer: Callable[[Scored], None] | None = None,
-                 batch: int = 1, policy: Policy | None = None):
+                 batch: int = 1, policy: Policy | None = None,
+                 owns: Callable[[str], bool] | None = None):
         self.config = config or CoreConfig()
+        # owns(person_id): whether this core decides for the person (a replay job's share, as a
+        # worker's person partitions); None: every person.
+        self._owns = owns
+        self._owned: dict[str, bool] = {}
         self.reference = Reference()
         self.router = Router(self.reference)
         self.entities = EntityStage(self.reference, self.config)
@@ -633,6 +649,11 @@ class Core:
 
     def feed(self, topic: str, value: dict[str, Any]) -> list[WarningTask]:
         """Take one contract-valid record; return the tasks it makes ready, in order."""
+        if topic == "task-outcomes" and self._ready:
+            # An outcome finds its person through the tasks already sent: decide what is ready
+            # first, so that does not depend on how many events a batch has gathered (nor on
+            # how the persons are split between replay jobs).
+            return self._decide() + self.feed(topic, value)
         entity_events, person_events = self.router.route(topic, value)
         for ev in entity_events:
             self.entities.push(ev)
@@ -640,15 +661,24 @@ class Core:
         # entity stage still holds is later than its watermark anyway.
         self.decider.buffer.observe(to_ms(value["event_time"]))
         for ev in [*person_events, *self.entities.ready()]:
-            self.decider.push(ev)
+            if self._owns is None or self._is_own(ev.key):
+                self.decider.push(ev)
         self._ready.extend(self.decider.buffer.pop_ready())
         if len(self._ready) < self.batch and (self._ready or self.batch > 1):
             return []
         return self._decide()
 
+    def _is_own(self, person_id: str) -> bool:
+        own = self._owned.get(person_id)
+        if own is None:
+            assert self._owns is not None
+            own = self._owned[person_id] = self._owns(person_id)
+        return own
+
     def finish(self) -> list[WarningTask]:
         for ev in self.entities.drain():
-            self.decider.push(ev)
+            if self._owns is None or self._is_own(ev.key):
+                self.decider.push(ev)
         self._ready.extend(self.decider.buffer.drain())
         return self._decide()
 

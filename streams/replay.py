@@ -7,8 +7,11 @@ dead-letter file and never stop the run.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import multiprocessing
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +23,7 @@ import orjson
 from streams import contract
 from streams.core import Core, CoreConfig
 from streams.heap import long_lived_heap
+from streams.ladder import LadderStats
 from streams.tasks import dumps
 
 EPOCH_TEXT = "1970-01-01T00:00:00Z"
@@ -128,62 +132,160 @@ def replay(
     ruleset: Any = None,
     scorer: Any = None,
     batch: int = 1024,
+    jobs: int = 1,
 ) -> ReplaySummary:
     """Replay ``events`` through the core; write tasks to ``out`` and rejects to ``dead_letter``.
 
     ``ruleset`` and ``scorer`` are those the workers would use (``None``: the built-in first
-    decision path and no model); ``batch`` only changes how often the core scores, never what."""
+    decision path and no model); ``batch`` only changes how often the core scores, never what.
+
+    ``jobs`` > 1 splits the persons between that many processes, as worker processes split the
+    person stage's partitions: each job reads every record and keeps every line and account (the
+    entity stage is a fifth of the work), but decides only its own persons. Tasks are written in
+    the order of their creation time, then id, so any number of jobs writes the same bytes."""
     dead_letter = dead_letter or out.with_name(out.name.removesuffix(".jsonl") + ".dead-letter.jsonl")
     summary = ReplaySummary(dead_letter_path=dead_letter, tasks_path=out)
-    with long_lived_heap():
-        return _replay(events, out, dead_letter, summary, Core(config, ruleset=ruleset,
-                                                                scorer=scorer, batch=batch), progress)
-
-
-def _replay(events: Path, out: Path, dead_letter: Path, summary: ReplaySummary, core: Core,
-            progress: Callable[[int], None] | None) -> ReplaySummary:
+    open_events(events).close()  # a file that cannot be read fails here, with its reason
     started = time.perf_counter()
-    last_time = EPOCH_TEXT  # replay's "received" clock is the stream's own event time
-    with out.open("wb") as tasks_out, dead_letter.open("wb") as dl_out:
-        def emit(tasks: list) -> None:
-            for task in tasks:
-                rec = task.to_record()
-                contract.validate("warning-tasks", rec)  # a bug, not bad input, if it fails
-                tasks_out.write(dumps(rec) + b"\n")
-                summary.tasks[rec["action"]] += 1
-
-        for line in read_lines(events):
-            summary.lines += 1
-            if progress and summary.lines % 20_000 == 0:
-                progress(summary.lines)
-            if line.reason is not None:
-                summary.rejected[line.topic] += 1
-                summary.reasons[contract.reason_class(line.reason)] += 1
-                dl_out.write(dumps({
-                    "reason": line.reason, "topic": line.topic,
-                    "raw": line.raw.rstrip(b"\r\n").decode("utf-8", "backslashreplace"),
-                    "received_time": last_time,
-                }) + b"\n")
-                continue
-            value = line.value
-            assert value is not None
-            summary.records[line.topic] += 1
-            last_time = value["event_time"]
-            emit(core.feed(line.topic, value))
-        emit(core.finish())
-    summary.duplicates = core.duplicates
-    summary.late = core.late
-    summary.figures = figures(core.decider.ladder.stats)
-    ladder = core.decider.ladder
-    if ladder.review:
+    job = _Job(events, dead_letter, config, ruleset, scorer, batch, max(jobs, 1))
+    parts = [job.run(0, progress)] if job.jobs == 1 else _run_jobs(job, progress)
+    first = parts[0]  # every job read every line; the first also wrote the dead letters
+    summary.lines, summary.records = first.lines, first.records
+    summary.rejected, summary.reasons = first.rejected, first.reasons
+    summary.duplicates = first.entity_duplicates + sum(p.decider_duplicates for p in parts)
+    summary.late = first.entity_late + sum(p.decider_late for p in parts)
+    stats = LadderStats()
+    for p in parts:
+        for key, value in p.counts.items():
+            stats.counts[key] = stats.counts.get(key, 0.0) + value
+    summary.figures = figures(stats)
+    tasks = sorted(t for p in parts for t in p.tasks)
+    with out.open("wb") as f:
+        for _, _, action, line in tasks:
+            f.write(line)
+            summary.tasks[action] += 1
+    review = sorted((case for p in parts for case in p.review),
+                    key=lambda c: (c["first_warning"], c["person_id"]))
+    if review:
         summary.review_path = out.with_name(out.name.removesuffix(".jsonl") + ".review.jsonl")
         with summary.review_path.open("wb") as f:
-            for case in ladder.review:
+            for case in review:
                 f.write(dumps(case) + b"\n")
     summary.seconds = time.perf_counter() - started
     if progress:
         progress(summary.lines)
     return summary
+
+
+@dataclass
+class _Part:
+    """What one replay job found: its tasks (sort key and line), and its counters."""
+
+    tasks: list[tuple[int, str, str, bytes]] = field(default_factory=list)
+    lines: int = 0
+    records: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    entity_duplicates: int = 0
+    entity_late: int = 0
+    decider_duplicates: int = 0
+    decider_late: int = 0
+    counts: dict[tuple[str, tuple[str, ...]], float] = field(default_factory=dict)
+    review: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Job:
+    events: Path
+    dead_letter: Path
+    config: CoreConfig | None
+    ruleset: Any
+    scorer: Any
+    batch: int
+    jobs: int
+
+    def run(self, k: int, progress: Callable[[int], None] | None = None) -> _Part:
+        """Job ``k`` of ``jobs``: every record through the first two stages, the persons whose
+        bucket is ``k`` through the third."""
+        with long_lived_heap():
+            return self._run(k, progress)
+
+    def _run(self, k: int, progress: Callable[[int], None] | None) -> _Part:
+        core = Core(self.config, ruleset=self.ruleset, scorer=self.scorer, batch=self.batch,
+                    owns=None if self.jobs == 1 else (lambda person: bucket(person, self.jobs) == k))
+        part = _Part()
+        last_time = EPOCH_TEXT  # replay's "received" clock is the stream's own event time
+
+        def emit(tasks: list) -> None:
+            for task in tasks:
+                rec = task.to_record()
+                contract.validate("warning-tasks", rec)  # a bug, not bad input, if it fails
+                part.tasks.append((task.created_ms, rec["task_id"], rec["action"],
+                                   dumps(rec) + b"\n"))
+
+        with contextlib.ExitStack() as stack:
+            dl_out = stack.enter_context(self.dead_letter.open("wb")) if k == 0 else None
+            for line in read_lines(self.events):
+                part.lines += 1
+                if progress and part.lines % 20_000 == 0:
+                    progress(part.lines)
+                if line.reason is not None:
+                    part.rejected[line.topic] += 1
+                    part.reasons[contract.reason_class(line.reason)] += 1
+                    if dl_out is not None:
+                        dl_out.write(dumps({
+                            "reason": line.reason, "topic": line.topic,
+                            "raw": line.raw.rstrip(b"\r\n").decode("utf-8", "backslashreplace"),
+                            "received_time": last_time,
+                        }) + b"\n")
+                    continue
+                value = line.value
+                assert value is not None
+                part.records[line.topic] += 1
+                last_time = value["event_time"]
+                emit(core.feed(line.topic, value))
+            emit(core.finish())
+        part.entity_duplicates, part.entity_late = core.entities.duplicates, core.entities.buffer.late
+        part.decider_duplicates = core.decider.stats.duplicates
+        part.decider_late = core.decider.buffer.late
+        part.counts = dict(core.decider.ladder.stats.counts)
+        part.review = core.decider.ladder.review
+        return part
+
+
+def bucket(person_id: str, jobs: int) -> int:
+    """A person's job: a stable hash (Python's own ``hash`` of a str differs between processes)."""
+    return zlib.crc32(person_id.encode()) % jobs
+
+
+# The job to run, inherited by forked processes (a rule set or a model need not be pickled).
+_FORKED: _Job | None = None
+_PROGRESS: Any = None
+
+
+def _forked(k: int) -> _Part:
+    assert _FORKED is not None
+    report = None
+    if k == 0 and _PROGRESS is not None:
+        def report(n: int) -> None:
+            _PROGRESS.value = n
+    return _FORKED.run(k, report)
+
+
+def _run_jobs(job: _Job, progress: Callable[[int], None] | None) -> list[_Part]:
+    global _FORKED, _PROGRESS
+    ctx = multiprocessing.get_context("fork")
+    _FORKED, _PROGRESS = job, ctx.Value("q", 0)
+    try:
+        with ctx.Pool(job.jobs) as pool:
+            result = pool.map_async(_forked, range(job.jobs))
+            while not result.ready():
+                result.wait(0.25)
+                if progress and _PROGRESS.value:
+                    progress(_PROGRESS.value)
+            return result.get()
+    finally:
+        _FORKED = _PROGRESS = None
 
 
 def figures(stats: Any) -> dict[str, float]:
