@@ -18,7 +18,7 @@ import mode
 import orjson
 
 from streams import contract, metrics
-from streams.core import StageEvent
+from streams.core import CoreConfig, StageEvent
 from streams.lanes import LaneConfig, Lanes, dead_letter
 from streams.settings import load
 from streams.topics import PERSON_EVENTS
@@ -114,7 +114,9 @@ def lanes() -> Lanes:
     if _lanes is None:
         _lanes = Lanes(LaneConfig(bootstrap=settings.bootstrap, group=GROUP,
                                   rules=os.environ.get("ZT_RULES", "default"),
-                                  models=os.environ.get("ZT_MODELS")))
+                                  models=os.environ.get("ZT_MODELS"),
+                                  core=CoreConfig(lateness_ms=int(os.environ.get(
+                                      "ZT_LATENESS_MS", CoreConfig.lateness_ms)))))
     return _lanes
 
 

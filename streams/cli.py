@@ -95,6 +95,10 @@ def worker(
     models: Annotated[str | None, typer.Option(
         envvar="ZT_MODELS", help="Model registry directory; its promoted model scores and is "
         "switched without a restart (default .zt/models; 'none': no model).")] = None,
+    lateness_ms: Annotated[int, typer.Option(
+        min=0, envvar="ZT_LATENESS_MS", help="How far out of event-time order one input partition "
+        "may be and still be decided in order (ms); also the floor of the latency. Workers and "
+        "replay must use the same value to decide alike.")] = 200,
 ) -> None:
     """Run one worker (the Faust app). Start more processes to scale out (one per partition)."""
     from streams import settings as st
@@ -103,6 +107,7 @@ def worker(
     os.environ["ZT_KAFKA"] = s.bootstrap  # the Faust app reads these at import
     os.environ["ZT_GROUP"] = group
     os.environ["ZT_RULES"] = rules
+    os.environ["ZT_LATENESS_MS"] = str(lateness_ms)
     if models:
         os.environ["ZT_MODELS"] = models
     from streams.decisions import load_rules
@@ -149,10 +154,15 @@ def replay(
     jobs: Annotated[int, typer.Option(
         min=1, help="Processes: the persons are split between them, as between worker "
         "processes; the tasks written are the same for any number.")] = 1,
+    lateness_ms: Annotated[int, typer.Option(
+        min=0, envvar="ZT_LATENESS_MS", help="How far out of event-time order one input partition "
+        "may be and still be decided in order (ms); also the floor of the latency. Workers and "
+        "replay must use the same value to decide alike.")] = 200,
 ) -> None:
     """Drive the decision core from a replay file; the same tasks as the workers, byte for byte."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from streams.core import CoreConfig
     from streams.replay import ReplayError
     from streams.replay import replay as run
 
@@ -162,7 +172,8 @@ def replay(
         job = bar.add_task("replay", total=None)
         try:
             summary = run(events, out_path, dead_letter, ruleset=ruleset, scorer=scorer,
-                          progress=lambda n: bar.update(job, completed=n), jobs=jobs)
+                          progress=lambda n: bar.update(job, completed=n), jobs=jobs,
+                          config=CoreConfig(lateness_ms=lateness_ms))
         except ReplayError as e:
             _fail(str(e))
     table = Table(title=f"replay of {events}", show_header=True)

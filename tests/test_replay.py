@@ -162,3 +162,26 @@ def test_tasks_are_written_in_creation_order(tmp_path: Path):
     from streams.eventtime import to_ms
 
     assert [to_ms(c) for c in created] == sorted(to_ms(c) for c in created)
+
+
+def test_lateness_bounds_the_disorder_replay_reorders(tmp_path: Path):
+    """A transfer 150 ms behind one already decided is late at --lateness-ms 100, reordered at
+    the default 200: the flag reaches the core, and it is the same setting the workers take."""
+    from tests.timelines import transfer
+
+    def ms(x: int) -> float:
+        return x / 60_000
+
+    events = tmp_path / "e.jsonl"
+    events.write_bytes(lines_of([person(), transfer(ms(9_880), 100), transfer(ms(10_000), 100),
+                                 transfer(ms(9_850), 100)]))
+    late = {}
+    for lateness in (100, 200):
+        r = subprocess.run([sys.executable, "-m", "streams.cli", "replay", str(events), "--out",
+                            str(tmp_path / f"t{lateness}.jsonl"), "--quiet", "--rules", "none",
+                            "--models", "none", "--lateness-ms", str(lateness)],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        late[lateness] = int(r.stdout.rsplit("late ", 1)[1].split()[0])
+    # (counted per stage event: the payee's and payer's accounts, then the payer)
+    assert late[100] > 0 and late[200] == 0
