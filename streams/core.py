@@ -349,6 +349,7 @@ class Decider:
         self._years: dict[int, int] = {}
         self._seen = SeenIds(self.config.seen_ttl_ms)
         self._hits: dict[str, dict[tuple[str, str], int]] = {}  # person -> (rule, mode) -> time
+        self._hits_pruned_ms = 0
 
     def push(self, ev: StageEvent, now: float = 0.0) -> None:
         self.buffer.push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
@@ -396,8 +397,13 @@ class Decider:
             for task in tasks:
                 self._stamp(task)
                 out.append((ev, task))
-        if observed and len(self._hits) > 10_000:  # in decision order, after any confirmations
-            week = observed[-1][0].avail_ms - 7 * DAY
+        # Forget hits older than a week, in decision order (after any confirmations); at most
+        # once an hour of event time: with more than 10,000 persons hit in a week, pruning at
+        # every batch walked them all each time (a live worker decides in small batches).
+        if observed and len(self._hits) > 10_000 and \
+                observed[-1][0].avail_ms - self._hits_pruned_ms >= HOUR:
+            self._hits_pruned_ms = observed[-1][0].avail_ms
+            week = self._hits_pruned_ms - 7 * DAY
             self._hits = {p: h for p, h in self._hits.items() if max(h.values()) >= week}
         return out
 
