@@ -56,7 +56,7 @@ class LaneConfig:
     group: str = "zt"  # consumer groups are <group>-ingest, <group>-entity and <group>-decide
     batch: int = 5000
     poll_ms: int = 20
-    marker_every_s: float = 0.02  # how often a stage tells the next how far it has come
+    marker_every_s: float = 0.05  # how often a stage tells the next how far it has come
     idle_flush_s: float = 1.0  # inputs read to their end this long: release what was sent
     # Offsets are committed this often, not every batch: a commit waits for every send before
     # it, and a lane that waits cannot fetch. (A restart re-reads at most this much, at least once.)
