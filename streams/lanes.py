@@ -409,7 +409,11 @@ class Lanes:
         else:
             expected = {f"entity/{p}" for p in self._partitions[ENTITY_EVENTS]}
             downstream = None
-        sources: dict[str, int] = {}
+        # Marks per partition read here: a marker vouches only for the data before it on its own
+        # partition, so a source's mark counts once every partition of ours has carried it
+        # (merged across partitions, a marker read on one partition could release records whose
+        # data on another partition was not read yet: they would then come late).
+        marks: dict[int, dict[str, int]] = {}
         committed_at, dirty = time.monotonic(), False
         try:
             while not self._stopping.is_set():
@@ -421,8 +425,9 @@ class Lanes:
                     for m in msgs:
                         body = orjson.loads(m.value)
                         if isinstance(body, dict) and "wm" in body:  # a watermark marker
+                            seen = marks.setdefault(tp.partition, {})
                             for src, wm in body["wm"].items():
-                                sources[src] = max(sources.get(src, wm), wm)
+                                seen[src] = max(seen.get(src, wm), wm)
                             continue
                         for env in body if isinstance(body, list) else (body,):
                             ev = StageEvent.from_envelope(env)
@@ -435,8 +440,10 @@ class Lanes:
                     lag.caught_up()
                 if stage == "decide":
                     self.refresh_decisions()  # also while idle: a new rule set shows at once
-                if expected <= sources.keys():
-                    buffer.advance(min(sources[s] for s in expected))
+                watermark = _watermark(marks, [tp.partition for tp in consumer.assignment()],
+                                       expected)
+                if watermark is not None:
+                    buffer.advance(watermark)
                     metrics.WATERMARK.labels(stage).set(buffer.watermark / 1000)
                 ready = buffer.pop_ready(now)
                 _release(held, ready)
@@ -609,6 +616,28 @@ class Markers:
             await asyncio.gather(*futs)
             return []
         return futs
+
+
+def _watermark(marks: dict[int, dict[str, int]], partitions: list[int],
+               expected: set[str]) -> int | None:
+    """The watermark of a stage that reads ``partitions``: the lowest mark of any expected
+    source on any of them, or None while some partition has not yet carried every source.
+
+    >>> _watermark({0: {"a": 5, "b": 9}, 1: {"a": 7, "b": 3}}, [0, 1], {"a", "b"})
+    3
+    >>> _watermark({0: {"a": 5, "b": 9}}, [0, 1], {"a", "b"}) is None
+    True
+    """
+    if not partitions:
+        return None
+    low: int | None = None
+    for p in partitions:
+        seen = marks.get(p)
+        if seen is None or not expected <= seen.keys():
+            return None
+        m = min(seen[s] for s in expected)
+        low = m if low is None else min(low, m)
+    return low
 
 
 def _release(held: HeldOffsets, events: list[StageEvent]) -> None:
