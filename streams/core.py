@@ -7,7 +7,7 @@ Three stages, so the workers can repartition between them:
    go straight to their person. Registry and watch-list records update the global tables.
 2. ``EntityStage`` (partitioned by line or account): keeps each line's and account's state in
    event time and forwards the record, with a snapshot of that state, to the persons it concerns
-   (the callee and caller, the payer), found through the registry.
+   (the callee of an answered call, the caller, the payer), found through the registry.
 3. ``Decider`` (partitioned by person): keeps each person's state, computes the features of
    every scoring point (``models/features.py``), scores them with the rules and the classifier,
    and decides warning tasks.
