@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.table import Table
@@ -195,8 +196,13 @@ def run_bench(records: int, rate: int, seconds: float, out: Path, console: Conso
                                  "ratio_to_transport": round(sat / pt["events_per_s"], 3)}
         con.print(f"worker saturation: {sat:,.0f} events/s ({sat / pt['events_per_s']:.0%} of transport)")
 
-        # 4. latency at a fixed offered rate
+        # 4. latency at a fixed offered rate, with the CPU each process used meanwhile (they
+        # share the machine's cores: a latency figure means little without them)
+        assert broker.proc is not None
+        cpu = CpuShares({"worker": [w.proc.pid for w in worker.all], "broker": [broker.proc.pid],
+                         "generator": [os.getpid()]})
         lat = _latency_phase(broker.bootstrap, city, worker, start=records, rate=rate, seconds=seconds)
+        lat["cpu_cores"] = cpu.cores()
         results["latency"] = lat
         con.print(f"at {rate:,}/s offered: {lat['achieved_events_per_s']:,.0f}/s through, "
                   f"p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms (broker timestamps)")
@@ -216,6 +222,31 @@ def run_bench(records: int, rate: int, seconds: float, out: Path, console: Conso
     _table(con, results)
     con.print(f"results: {out}")
     return 0
+
+
+class CpuShares:
+    """Cores used by groups of processes between construction and ``cores()`` (psutil)."""
+
+    def __init__(self, groups: dict[str, list[int]]):
+        self.procs = {name: [psutil.Process(pid) for pid in pids] for name, pids in groups.items()}
+        self.t0 = time.perf_counter()
+        self.before = {name: self._cpu(ps) for name, ps in self.procs.items()}
+
+    @staticmethod
+    def _cpu(procs: list[psutil.Process]) -> float:
+        total = 0.0
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def cores(self) -> dict[str, float]:
+        elapsed = time.perf_counter() - self.t0
+        return {name: round((self._cpu(ps) - self.before[name]) / elapsed, 2)
+                for name, ps in self.procs.items()}
 
 
 def _wait_until(cond, timeout: float, every: float = 0.05) -> float:
@@ -373,6 +404,8 @@ def _table(con: Console, r: dict[str, Any]) -> None:
     t.add_row(f"offered {lat['offered_rate']:,}/s: through", f"{lat['achieved_events_per_s']:,} events/s")
     t.add_row("event-to-task p50", f"{lat['p50_ms']} ms")
     t.add_row("event-to-task p99", f"{lat['p99_ms']} ms")
+    if "cpu_cores" in lat:
+        t.add_row("cores used meanwhile", ", ".join(f"{k} {v}" for k, v in lat["cpu_cores"].items()))
     if "classifier_scoring" in r:
         t.add_row("classifier scoring, per event in a batch",
                   f"{r['classifier_scoring']['per_event_us']} us")
