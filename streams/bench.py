@@ -308,7 +308,7 @@ async def _offer(bootstrap: str, messages: list[tuple[str, bytes | None, bytes, 
     """Send ``messages`` at ``rate`` a second (all that are due, then sleep to the next), with
     aiokafka: the generator shares the 2 cores, and kafka-python cost it half a core at 5,000/s.
     Returns the broker timestamps of the first ``measured``, how late each send was, the time."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap.split(","), linger_ms=1, acks=1,
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap.split(","), linger_ms=5, acks=1,
                                 client_id="zt-bench-feed")
     await producer.start()
     try:
