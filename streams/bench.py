@@ -33,7 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streams import feed
-from streams.broker import EmbeddedBroker, free_port
+from streams.broker import EmbeddedBroker, delete_topics, free_port
 from streams.eventtime import fmt, parse
 from streams.processes import WorkerProcess
 from streams.replay import replay
@@ -173,6 +173,9 @@ def run_bench(records: int, rate: int, seconds: float, out: Path, console: Conso
         results["produce"] = {"records": n + persons + city.listed, "seconds": round(produce_s, 2)}
         con.print(f"produced {n:,} traffic records (+ reference) in {produce_s:.1f} s")
         pt = asyncio.run(_passthrough(broker.bootstrap, n))
+        # Tansu keeps everything in memory and its cost grows with what it stores (README):
+        # the forwarded copy is not needed any more.
+        delete_topics(broker.bootstrap, ["zt-bench-forward"])
         results["transport_passthrough"] = pt
         con.print(f"transport passthrough: {pt['events_per_s']:,.0f} events/s")
 
