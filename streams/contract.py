@@ -2,8 +2,9 @@
 
 The schemas in ``streams/contract/schemas`` are a verbatim copy of the shared contract
 (``tests/test_contract.py`` fails when they drift). Validation has two speeds: a compiled
-validator (fastjsonschema, ~7 us a record) decides valid/invalid on the hot path, and only for
-an invalid record does jsonschema (~70 us) work out which field is wrong and why.
+validator (jsonschema-rs, in Rust: ~1.3 us a record here, where fastjsonschema took 5.6)
+decides valid/invalid on the hot path, and only for an invalid record does jsonschema (~70 us)
+work out which field is wrong and why, in the words the dead-letter readers know.
 
 >>> check("calls", b'{"event_id": "x"}').reason
 "calls: 'event_time' is a required property"
