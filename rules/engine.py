@@ -183,10 +183,7 @@ def _compile(doc: Any, path: Path | None, digest: str) -> RuleSet:
     if not isinstance(doc, LocatedMap):
         raise fail(getattr(doc, "line", 1), "a rule file is a mapping with name, version, owner, "
                    "description and rules")
-    for key in doc:
-        if key not in HEADER_KEYS:
-            raise fail(doc.lines[key], f"unknown header field {key!r}; expected one of "
-                       f"{', '.join(sorted(HEADER_KEYS))}")
+    _only(doc, HEADER_KEYS, "header field", fail)
     name = _text(doc, "name", fail)
     if not _NAME.match(name):
         raise fail(doc.lines["name"], f"name {name!r} must be lower case letters, digits, '-', "
@@ -237,13 +234,18 @@ def _version(m: LocatedMap, fail: Fail) -> str:
     return f"v{text}" if isinstance(v, int) else text
 
 
+def _only(node: LocatedMap, allowed: set[str], what: str, fail: Fail) -> None:
+    """Refuse a key ``node`` may not have, at its line."""
+    for key in node:
+        if key not in allowed:
+            raise fail(node.lines[key], f"unknown {what} {key!r}; expected one of "
+                       f"{', '.join(sorted(allowed))}")
+
+
 def _rule(item: Any, line: int, owner: str, evaluator: Any, fail: Fail) -> Rule:
     if not isinstance(item, LocatedMap):
         raise fail(line, "each rule is a mapping (id, point, description, when, score, ...)")
-    for key in item:
-        if key not in RULE_KEYS:
-            raise fail(item.lines[key], f"unknown rule field {key!r}; expected one of "
-                       f"{', '.join(sorted(RULE_KEYS))}")
+    _only(item, RULE_KEYS, "rule field", fail)
     rid = _text(item, "id", fail)
     if not _ID.match(rid):
         raise fail(item.lines["id"], f"rule id {rid!r}: a letter, then letters, digits, '-', '_' "

@@ -141,9 +141,9 @@ class Lanes:
         self._exported: dict[tuple[str, tuple[str, ...]], float] = {}
         self._partitions: dict[str, list[int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        # Sent by the entity stage, not yet acknowledged: awaited before its next commit.
-        self._unacked: list[Awaitable[Any]] = []
-        self._entity_consumer: AIOKafkaConsumer | None = None
+        # What each ordered stage sent on, not yet acknowledged: awaited before it commits (the
+        # decide stage awaits its tasks as it sends them, so its own stays empty).
+        self._sent = {"entity": Unacked(), "decide": Unacked()}
 
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(bootstrap_servers=self.cfg.bootstrap.split(","),
@@ -239,8 +239,15 @@ class Lanes:
         markers = Markers(self, ENTITY_EVENTS)
         sent_until = -(2**62)  # latest availability time routed on (a call is available at its end)
         idle_since: float | None = None
-        pending: list[Awaitable[Any]] = []  # sent, not yet acknowledged: awaited before a commit
+        sent = Unacked()
         committed_at = time.monotonic()
+
+        async def commit() -> None:
+            nonlocal committed_at
+            await sent.wait()
+            await consumer.commit()
+            committed_at = time.monotonic()
+
         try:
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=self.cfg.poll_ms,
@@ -256,11 +263,8 @@ class Lanes:
                         # later with an earlier time is decided at once and counted as late.
                         marks = {src: max(wm, sent_until) for src, wm in marks.items()}
                     await markers.send(marks)
-                    if pending:
-                        await asyncio.gather(*pending)
-                        pending = []
-                        await consumer.commit()
-                        committed_at = time.monotonic()
+                    if sent:
+                        await commit()
                     continue
                 idle_since = None
                 started = time.perf_counter()
@@ -275,8 +279,8 @@ class Lanes:
                         if not checked.ok:
                             reason = checked.reason or "invalid"
                             metrics.RECORDS_REJECTED.labels(topic, contract.reason_class(reason)).inc()
-                            pending.append(await self.producer.send(
-                                "dead-letter", dead_letter(topic, m.value, reason)))
+                            sent.extend([await self.producer.send(
+                                "dead-letter", dead_letter(topic, m.value, reason))])
                             continue
                         value = checked.value
                         entity_events = self.router.route(topic, value, arrived)[0]
@@ -291,21 +295,17 @@ class Lanes:
                     lag.update(consumer, tp, consumed[tp])
                 if routed:
                     sent_until = max(sent_until, max(ev.avail_ms for ev in routed))
-                pending.extend(await self._send_stage(ENTITY_EVENTS, routed))
+                sent.extend(await self._send_stage(ENTITY_EVENTS, routed))
                 # The marker goes out behind the data on each partition (one producer keeps the
                 # order), so it need not wait for the data's acknowledgement; the commit does.
-                pending.extend(await markers.send(
+                sent.extend(await markers.send(
                     await self._input_watermarks(consumer, newest_ms, consumed), wait=False))
                 if time.monotonic() - committed_at >= self.cfg.commit_every_s:
-                    await asyncio.gather(*pending)
-                    pending = []
-                    await consumer.commit()
-                    committed_at = time.monotonic()
+                    await commit()
                 lag.publish()
                 metrics.BATCH_SECONDS.labels("ingest").observe(time.perf_counter() - started)
-            if pending:
-                await asyncio.gather(*pending)
-                await consumer.commit()
+            if sent:
+                await commit()
         finally:
             await consumer.stop()
 
@@ -339,7 +339,7 @@ class Lanes:
         for topic, n in self.entities.unrouted.items():
             metrics.RECORDS_UNROUTED.labels(topic).inc(n - self._counted.get(f"#unrouted/{topic}", 0))
             self._counted[f"#unrouted/{topic}"] = n
-        self._unacked.extend(await self._send_stage(PERSON_EVENTS, persons))
+        self._sent["entity"].extend(await self._send_stage(PERSON_EVENTS, persons))
         return len(persons)
 
     def refresh_decisions(self) -> None:
@@ -388,7 +388,7 @@ class Lanes:
                 metrics.STAGE_EVENTS.labels(stage).inc(len(drained))
                 _release(held, drained)
                 if revoked:
-                    await lanes._commit_held(consumer, consumed, held)
+                    await lanes._commit_held(consumer, consumed, held, lanes._sent[stage])
                 for tp in revoked:
                     consumed.pop(tp, None)
                     held.forget(tp.partition)
@@ -398,8 +398,6 @@ class Lanes:
 
         consumer = AIOKafkaConsumer(group_id=f"{self.cfg.group}-{stage}", **consumer_kwargs(self.cfg))
         consumer.subscribe([topic], listener=Flush())
-        if stage == "entity":
-            self._entity_consumer = consumer
         await consumer.start()
         lag = LagGauge()
         if stage == "entity":
@@ -458,13 +456,13 @@ class Lanes:
                 if downstream is not None and buffer.watermark > -(2**61):
                     # Everything up to our watermark has been sent on: say so, per partition
                     # (behind that data, by the same producer).
-                    self._unacked.extend(await downstream.send(
+                    self._sent[stage].extend(await downstream.send(
                         {f"entity/{tp.partition}": buffer.watermark
                          for tp in consumer.assignment()}, wait=False))
                 dirty = dirty or bool(batches or ready)
                 if dirty and (not batches
                               or time.monotonic() - committed_at >= self.cfg.commit_every_s):
-                    await self._commit_held(consumer, consumed, held)
+                    await self._commit_held(consumer, consumed, held, self._sent[stage])
                     committed_at, dirty = time.monotonic(), False
                 if batches or ready:
                     metrics.BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
@@ -473,24 +471,16 @@ class Lanes:
             await step(drained)
             metrics.STAGE_EVENTS.labels(stage).inc(len(drained))
             _release(held, drained)
-            await self._commit_held(consumer, consumed, held)
+            await self._commit_held(consumer, consumed, held, self._sent[stage])
         finally:
             await consumer.stop()
 
-    async def _acked(self) -> None:
-        """Wait for what the entity stage sent (only it leaves acknowledgements here; the
-        decide stage awaits its tasks as it sends them)."""
-        if self._unacked:
-            unacked, self._unacked = self._unacked, []
-            await asyncio.gather(*unacked)
-
     async def _commit_held(self, consumer: AIOKafkaConsumer, consumed: dict[TopicPartition, int],
-                           held: HeldOffsets) -> None:
+                           held: HeldOffsets, sent: Unacked) -> None:
         """Commit up to the first record still waiting in the event-time buffer, per partition,
         so a worker killed with records in its buffer re-reads them after a restart; and only
         once what the stage sent on is acknowledged."""
-        if consumer is self._entity_consumer:
-            await self._acked()
+        await sent.wait()
         assigned = consumer.assignment()
         offsets = {}
         for tp, nxt in consumed.items():
@@ -541,6 +531,24 @@ class Lanes:
         await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         stopper.cancel()
+
+
+class Unacked:
+    """Sends the broker has not acknowledged yet: a lane waits for them before it commits."""
+
+    def __init__(self) -> None:
+        self._futures: list[Awaitable[Any]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._futures)
+
+    def extend(self, futures: list[Awaitable[Any]]) -> None:
+        self._futures.extend(futures)
+
+    async def wait(self) -> None:
+        if self._futures:
+            futures, self._futures = self._futures, []
+            await asyncio.gather(*futures)
 
 
 class HeldOffsets:

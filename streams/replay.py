@@ -144,14 +144,13 @@ def replay(
     entity stage is a fifth of the work), but decides only its own persons. Tasks are written in
     the order of their creation time, then id, so any number of jobs writes the same bytes."""
     dead_letter = dead_letter or out.with_name(out.name.removesuffix(".jsonl") + ".dead-letter.jsonl")
-    summary = ReplaySummary(dead_letter_path=dead_letter, tasks_path=out)
     open_events(events).close()  # a file that cannot be read fails here, with its reason
     started = time.perf_counter()
     job = _Job(events, dead_letter, config, ruleset, scorer, batch, max(jobs, 1))
     parts = [job.run(0, progress)] if job.jobs == 1 else _run_jobs(job, progress)
     first = parts[0]  # every job read every line; the first also wrote the dead letters
-    summary.lines, summary.records = first.lines, first.records
-    summary.rejected, summary.reasons = first.rejected, first.reasons
+    summary = first.read
+    summary.dead_letter_path, summary.tasks_path = dead_letter, out
     summary.duplicates = first.entity_duplicates + sum(p.decider_duplicates for p in parts)
     summary.late = first.entity_late + sum(p.decider_late for p in parts)
     stats = LadderStats()
@@ -182,10 +181,7 @@ class _Part:
     """What one replay job found: its tasks (sort key and line), and its counters."""
 
     tasks: list[tuple[int, str, str, bytes]] = field(default_factory=list)
-    lines: int = 0
-    records: Counter[str] = field(default_factory=Counter)
-    rejected: Counter[str] = field(default_factory=Counter)
-    reasons: Counter[str] = field(default_factory=Counter)
+    read: ReplaySummary = field(default_factory=ReplaySummary)  # lines, records, rejects
     entity_duplicates: int = 0
     entity_late: int = 0
     decider_duplicates: int = 0
@@ -214,6 +210,7 @@ class _Job:
         core = Core(self.config, ruleset=self.ruleset, scorer=self.scorer, batch=self.batch,
                     owns=None if self.jobs == 1 else (lambda person: bucket(person, self.jobs) == k))
         part = _Part()
+        read = part.read
         last_time = EPOCH_TEXT  # replay's "received" clock is the stream's own event time
 
         def emit(tasks: list) -> None:
@@ -226,12 +223,12 @@ class _Job:
         with contextlib.ExitStack() as stack:
             dl_out = stack.enter_context(self.dead_letter.open("wb")) if k == 0 else None
             for line in read_lines(self.events):
-                part.lines += 1
-                if progress and part.lines % 20_000 == 0:
-                    progress(part.lines)
+                read.lines += 1
+                if progress and read.lines % 20_000 == 0:
+                    progress(read.lines)
                 if line.reason is not None:
-                    part.rejected[line.topic] += 1
-                    part.reasons[contract.reason_class(line.reason)] += 1
+                    read.rejected[line.topic] += 1
+                    read.reasons[contract.reason_class(line.reason)] += 1
                     if dl_out is not None:
                         dl_out.write(dumps({
                             "reason": line.reason, "topic": line.topic,
@@ -241,7 +238,7 @@ class _Job:
                     continue
                 value = line.value
                 assert value is not None
-                part.records[line.topic] += 1
+                read.records[line.topic] += 1
                 last_time = value["event_time"]
                 emit(core.feed(line.topic, value))
             emit(core.finish())

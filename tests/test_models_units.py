@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -18,23 +18,9 @@ from models.labels import LabelBook, Report
 from models.registry import Registry, RegistryError
 from models.scorer import ModelScorer, ScorerWatcher, matrix
 from models.train import TrainConfig, assign, fit_point, split_days
+from streams.core import Scored
 
 HOUR = 3_600_000
-
-
-@dataclass
-class Row:
-    """A stand-in for the core's ``Scored`` (the observer's argument)."""
-
-    point: str
-    person_id: str
-    event_id: str
-    t_ms: int
-    txn_id: str | None
-    features: dict[str, float]
-    hits: list = field(default_factory=list)
-    model_score: float | None = None
-    risk: float = 0.0
 
 
 @dataclass
@@ -94,10 +80,10 @@ def test_a_report_naming_no_line_starts_at_its_first_transfer():
 def test_collector_builds_labelled_frames_from_observer_rows():
     c = Collector()
     t0 = 1772294400000  # 2026-03-01T00:00+08:00 is 2026-02-28T16:00Z
-    c(Row("transfer", "P1", "e1", t0 + 12 * HOUR, "T2", feats("transfer", amount_cny=900.0),
+    c(Scored("transfer", "P1", "e1", t0 + 12 * HOUR, "T2", feats("transfer", amount_cny=900.0),
           [Hit(0.7), Hit(0.4)]))
-    c(Row("transfer", "P1", "e2", t0 + 26 * HOUR, "T9", feats("transfer")))
-    c(Row("contact", "P1", "e3", t0 + 11 * HOUR, None, feats("contact", call_minutes=12.0)))
+    c(Scored("transfer", "P1", "e2", t0 + 26 * HOUR, "T9", feats("transfer")))
+    c(Scored("contact", "P1", "e3", t0 + 11 * HOUR, None, feats("contact", call_minutes=12.0)))
     b = LabelBook([Report("R", "P1", "x", t0 + 40 * HOUR, ("T2",), frozenset())], {})
     b.observe("transactions", {"txn_id": "T2", "status": "initiated"}, t0 + 12 * HOUR)
     fr = c.frames(b, Clock.of("2026-03-01T00:00:00+08:00"))
