@@ -152,8 +152,9 @@ def replay(
         help="Model registry directory (default $ZT_MODELS or .zt/models); its promoted model "
         "scores, as in the workers. 'none': no model.")] = None,
     jobs: Annotated[int, typer.Option(
-        min=1, help="Processes: the persons are split between them, as between worker "
-        "processes; the tasks written are the same for any number.")] = 1,
+        min=1, help="Processes. 2 or more run a pipeline: one reads, validates and keeps the "
+        "lines and accounts, the others decide, the persons split between them as between "
+        "worker processes. The tasks written are the same for any number.")] = 1,
     lateness_ms: Annotated[int, typer.Option(
         min=0, envvar="ZT_LATENESS_MS", help="How far out of event-time order one input partition "
         "may be and still be decided in order (ms); also the floor of the latency. Workers and "

@@ -629,62 +629,55 @@ class Decider:
         self.persons = {k: s for k, s in self.persons.items() if s.last_ms >= horizon}
 
 
-class Core:
-    """The three stages in one process, for replay and the simulator's closed loop.
+class PersonSide:
+    """The person stage of a ``Core``: orders person events in event time and decides them.
 
-    ``batch`` > 1 lets the person stage score many events in one vectorised call (replay);
-    the tasks are the same whatever the batch, only later in the loop.
+    ``Core`` calls it in process; ``zt replay --jobs`` makes the same calls, in the same order,
+    from a front process through a pipe (``streams/replay.py``), so both decide alike.
+    ``batch`` > 1 lets it score many events in one vectorised call: the tasks are the same
+    whatever the batch, only later in the loop.
     """
 
-    def __init__(self, config: CoreConfig | None = None, ruleset: RuleSetLike | None = None,
-                 scorer: Scorer | None = None, observer: Callable[[Scored], None] | None = None,
-                 batch: int = 1, policy: Policy | None = None,
-                 owns: Callable[[str], bool] | None = None):
-        self.config = config or CoreConfig()
-        # owns(person_id): whether this core decides for the person (a replay job's share, as a
-        # worker's person partitions); None: every person.
-        self._owns = owns
-        self._owned: dict[str, bool] = {}
-        self.reference = Reference()
-        self.router = Router(self.reference)
-        self.entities = EntityStage(self.reference, self.config)
-        self.decider = Decider(self.reference, self.config, ruleset=ruleset, scorer=scorer,
+    def __init__(self, reference: Reference, config: CoreConfig | None = None,
+                 ruleset: RuleSetLike | None = None, scorer: Scorer | None = None,
+                 observer: Callable[[Scored], None] | None = None, batch: int = 1,
+                 policy: Policy | None = None):
+        self.reference = reference
+        self.router = Router(reference)  # outcomes find their person through the tasks sent
+        self.decider = Decider(reference, config, ruleset=ruleset, scorer=scorer,
                                observer=observer, policy=policy)
         self.batch = max(batch, 1)
         self._ready: list[StageEvent] = []
 
-    def feed(self, topic: str, value: dict[str, Any]) -> list[WarningTask]:
-        """Take one contract-valid record; return the tasks it makes ready, in order."""
-        if topic == "task-outcomes" and self._ready:
-            # An outcome finds its person through the tasks already sent: decide what is ready
-            # first, so that does not depend on how many events a batch has gathered (nor on
-            # how the persons are split between replay jobs).
-            return self._decide() + self.feed(topic, value)
-        entity_events, person_events = self.router.route(topic, value)
-        for ev in entity_events:
-            self.entities.push(ev)
-        # In one process the person stage may follow the stream's own time: everything the
+    def apply(self, topic: str, value: dict[str, Any]) -> None:
+        """A registry or watch-list record (only when this side keeps its own reference)."""
+        self.reference.apply(topic, value)
+
+    def step(self, t_ms: int, events: Iterable[StageEvent]) -> list[WarningTask]:
+        """A record of time ``t_ms`` has been read upstream; ``events`` are the person events
+        it made ready there. Returns the tasks this makes ready, in order."""
+        buffer = self.decider.buffer
+        # In one stream the person stage may follow the stream's own time: everything the
         # entity stage still holds is later than its watermark anyway.
-        self.decider.buffer.observe(to_ms(value["event_time"]))
-        for ev in [*person_events, *self.entities.ready()]:
-            if self._owns is None or self._is_own(ev.key):
-                self.decider.push(ev)
-        self._ready.extend(self.decider.buffer.pop_ready())
+        buffer.observe(t_ms)
+        for ev in events:
+            self.decider.push(ev)
+        self._ready.extend(buffer.pop_ready())
         if len(self._ready) < self.batch and (self._ready or self.batch > 1):
             return []
         return self._decide()
 
-    def _is_own(self, person_id: str) -> bool:
-        own = self._owned.get(person_id)
-        if own is None:
-            assert self._owns is not None
-            own = self._owned[person_id] = self._owns(person_id)
-        return own
+    def outcome(self, value: dict[str, Any], t_ms: int) -> list[WarningTask]:
+        # An outcome finds its person through the tasks already sent: decide what is ready
+        # first, so that does not depend on how many events a batch has gathered (nor on how
+        # the persons are split between replay jobs).
+        tasks = self._decide() if self._ready else []
+        return tasks + self.step(t_ms, self.router.route("task-outcomes", value)[1])
 
-    def finish(self) -> list[WarningTask]:
-        for ev in self.entities.drain():
-            if self._owns is None or self._is_own(ev.key):
-                self.decider.push(ev)
+    def finish(self, events: Iterable[StageEvent]) -> list[WarningTask]:
+        """The end of the stream: ``events`` are the entity stage's last."""
+        for ev in events:
+            self.decider.push(ev)
         self._ready.extend(self.decider.buffer.drain())
         return self._decide()
 
@@ -693,6 +686,46 @@ class Core:
         tasks = [task for _, task in self.decider.decide_batch(events)]
         # Every event up to the watermark is decided now: timers due by then may fire.
         return tasks + self.decider.advance(self.decider.buffer.watermark)
+
+
+class Core:
+    """The three stages in one stream, for replay and the simulator's closed loop.
+
+    ``person`` is the person stage to feed (default: a ``PersonSide`` in this process, sharing
+    this core's reference); replay jobs give a pipe to other processes instead.
+    """
+
+    def __init__(self, config: CoreConfig | None = None, ruleset: RuleSetLike | None = None,
+                 scorer: Scorer | None = None, observer: Callable[[Scored], None] | None = None,
+                 batch: int = 1, policy: Policy | None = None, person: Any = None):
+        self.config = config or CoreConfig()
+        self.reference = Reference()
+        self.router = Router(self.reference)
+        self.entities = EntityStage(self.reference, self.config)
+        self.person = person if person is not None else PersonSide(
+            self.reference, self.config, ruleset=ruleset, scorer=scorer, observer=observer,
+            batch=batch, policy=policy)
+
+    @property
+    def decider(self) -> Decider:
+        return self.person.decider
+
+    def feed(self, topic: str, value: dict[str, Any]) -> list[WarningTask]:
+        """Take one contract-valid record; return the tasks it makes ready, in order."""
+        if topic == "task-outcomes":
+            return self.person.outcome(value, to_ms(value["event_time"]))
+        entity_events, person_events = self.router.route(topic, value)
+        routed = entity_events or person_events  # (their time is parsed already)
+        t_ms = routed[0].t_ms if routed else to_ms(value["event_time"])
+        if topic in ("registry", "watchlist") and self.person.reference is not self.reference:
+            self.person.apply(topic, value)
+        for ev in entity_events:
+            self.entities.push(ev)
+        ready = self.entities.ready()
+        return self.person.step(t_ms, [*person_events, *ready] if person_events else ready)
+
+    def finish(self) -> list[WarningTask]:
+        return self.person.finish(self.entities.drain())
 
     @property
     def late(self) -> int:

@@ -132,8 +132,9 @@ def test_cli_fails_clearly_when_the_file_cannot_be_read(tmp_path: Path):
 
 def test_jobs_split_persons_and_write_the_same_bytes(tmp_path: Path):
     """A closed-loop city (outcomes, SLA timers, escalations, case reports) replayed in one
-    process and with its persons split between three: the same tasks, byte for byte, and the
-    same figures; the dead letters once."""
+    process, in a pipeline of two (reading and lines/accounts; persons) and with the persons
+    split between two processes behind the front: the same tasks, byte for byte, and the same
+    figures; the dead letters once."""
     from rules.engine import RuleSet, default_ruleset_path
     from streams.core import Core
     from streams.simulator.run import closed_loop
@@ -144,7 +145,10 @@ def test_jobs_split_persons_and_write_the_same_bytes(tmp_path: Path):
         f.write(b"not json\n" + lines_of([("calls", {"event_id": "broken"})]))
     rules = RuleSet.load(default_ruleset_path())
     one = replay(city, tmp_path / "one.jsonl", ruleset=rules)
+    two = replay(city, tmp_path / "two.jsonl", ruleset=rules, jobs=2)
     three = replay(city, tmp_path / "three.jsonl", ruleset=rules, jobs=3)
+    assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "two.jsonl").read_bytes()
+    assert one.figures["warnings"] == two.figures["warnings"] and one.late == two.late
     assert sum(one.tasks.values()) > 20 and one.figures["sla_breaches"] > 0
     assert one.records["task-outcomes"] > 0
     assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "three.jsonl").read_bytes()
@@ -153,6 +157,21 @@ def test_jobs_split_persons_and_write_the_same_bytes(tmp_path: Path):
     assert len(three.dead_letter_path.read_bytes().splitlines()) == 2
     assert {k: v for k, v in one.figures.items() if v == v} == \
         {k: v for k, v in three.figures.items() if v == v}  # (NaN where nothing was judged)
+
+
+class _Broken:
+    version = "broken-1"
+
+    def evaluate(self, point: str, features: dict) -> list:
+        raise RuntimeError("rule engine exploded")
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_failing_person_stage_is_reported_not_hung(tmp_path: Path, jobs: int):
+    """A bug in the person stage stops the replay with its reason, in a pipeline too (the
+    person process says why; the front does not wait for it forever)."""
+    with pytest.raises((RuntimeError, ReplayError), match="rule engine exploded"):
+        replay(SAMPLE, tmp_path / "t.jsonl", ruleset=_Broken(), jobs=jobs)
 
 
 def test_tasks_are_written_in_creation_order(tmp_path: Path):
