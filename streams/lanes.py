@@ -26,7 +26,7 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -144,6 +144,7 @@ class Lanes:
         # What each ordered stage sent on, not yet acknowledged: awaited before it commits (the
         # decide stage awaits its tasks as it sends them, so its own stays empty).
         self._sent = {"entity": Unacked(), "decide": Unacked()}
+        self._person_markers = Markers(self, PERSON_EVENTS)
 
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(bootstrap_servers=self.cfg.bootstrap.split(","),
@@ -213,17 +214,27 @@ class Lanes:
         parts = self._partitions[topic]
         return parts[_murmur2(key) % len(parts)]
 
-    async def _send_stage(self, topic: str, events: list[StageEvent]) -> list[Awaitable[Any]]:
+    async def _send_stage(self, topic: str, events: list[StageEvent],
+                          markers: Markers | None = None, marks: dict[str, int] | None = None
+                          ) -> list[Awaitable[Any]]:
+        """Send ``events`` on in arrays, one message per destination partition (and 500).
+        With ``marks``, each partition's last message carries them (``{"wm": .., "ev": ..}``):
+        the watermark rides with the data it follows, in no batch of its own."""
         assert self.producer is not None
         outbox: dict[int, list[bytes]] = {}
         for ev in events:
             outbox.setdefault(self._partition_of(topic, ev.key), []).append(
                 orjson.dumps(ev.envelope()))
         pending = []
+        wm = orjson.dumps(marks) if marks else None
         for part, envs in outbox.items():
             for i in range(0, len(envs), ENVELOPES_PER_MESSAGE):
-                body = b"[" + b",".join(envs[i:i + ENVELOPES_PER_MESSAGE]) + b"]"
-                pending.append(await self.producer.send(topic, body, partition=part))
+                array = b"[" + b",".join(envs[i:i + ENVELOPES_PER_MESSAGE]) + b"]"
+                if wm is not None and i + ENVELOPES_PER_MESSAGE >= len(envs):
+                    array = b'{"wm":' + wm + b',"ev":' + array + b"}"
+                pending.append(await self.producer.send(topic, array, partition=part))
+        if markers is not None and marks:
+            markers.carried(outbox.keys(), marks)
         return pending
 
     # --- stage 1: validate and route --------------------------------------------------------
@@ -295,11 +306,12 @@ class Lanes:
                     lag.update(consumer, tp, consumed[tp])
                 if routed:
                     sent_until = max(sent_until, max(ev.avail_ms for ev in routed))
-                sent.extend(await self._send_stage(ENTITY_EVENTS, routed))
-                # The marker goes out behind the data on each partition (one producer keeps the
-                # order), so it need not wait for the data's acknowledgement; the commit does.
-                sent.extend(await markers.send(
-                    await self._input_watermarks(consumer, newest_ms, consumed), wait=False))
+                marks = await self._input_watermarks(consumer, newest_ms, consumed)
+                sent.extend(await self._send_stage(ENTITY_EVENTS, routed, markers, marks))
+                # Partitions that got no data get a marker of their own, behind the data (one
+                # producer keeps the order), so it need not wait for the data's acknowledgement;
+                # the commit does.
+                sent.extend(await markers.send(marks, wait=False))
                 if time.monotonic() - committed_at >= self.cfg.commit_every_s:
                     await commit()
                 lag.publish()
@@ -334,12 +346,13 @@ class Lanes:
 
     # --- stages 2 and 3: ordered by event time ------------------------------------------------
 
-    async def _entity_step(self, events: list[StageEvent]) -> int:
+    async def _entity_step(self, events: list[StageEvent], marks: dict[str, int] | None) -> int:
         persons = [p for ev in events for p in self.entities.process(ev)]
         for topic, n in self.entities.unrouted.items():
             metrics.RECORDS_UNROUTED.labels(topic).inc(n - self._counted.get(f"#unrouted/{topic}", 0))
             self._counted[f"#unrouted/{topic}"] = n
-        self._sent["entity"].extend(await self._send_stage(PERSON_EVENTS, persons))
+        self._sent["entity"].extend(await self._send_stage(
+            PERSON_EVENTS, persons, self._person_markers, marks))
         return len(persons)
 
     def refresh_decisions(self) -> None:
@@ -356,7 +369,7 @@ class Lanes:
                                 "policy_version": self.decider.ladder.policy.version})
             log.warning("in force: rule set %s, model %s", *versions)
 
-    async def _decide_step(self, events: list[StageEvent]) -> int:
+    async def _decide_step(self, events: list[StageEvent], marks: dict[str, int] | None) -> int:
         sent = await self._emit(self.decider.decide_batch(events))
         self._count_decisions()
         return sent
@@ -369,10 +382,11 @@ class Lanes:
             await self._emit([(None, t) for t in tasks])
             self._count_decisions()
 
-    async def _ordered_lane(self, topic: str, stage: str,
-                            step: Callable[[list[StageEvent]], Awaitable[int]]) -> None:
+    async def _ordered_lane(self, topic: str, stage: str, step: Callable[
+            [list[StageEvent], dict[str, int] | None], Awaitable[int]]) -> None:
         """Consume a repartitioned topic into a stage's event-time buffer; hand what is ready to
-        ``step``; commit no further than the first record still held."""
+        ``step`` (with the marks to pass on, for its last chunk); commit no further than the
+        first record still held."""
         await self._wait_reference()
         buffer = self.entities.buffer if stage == "entity" else self.decider.buffer
         lanes = self
@@ -384,7 +398,7 @@ class Lanes:
             # Decide what is buffered before partitions move to another worker.
             async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
                 drained = buffer.drain()
-                await step(drained)
+                await step(drained, None)
                 metrics.STAGE_EVENTS.labels(stage).inc(len(drained))
                 _release(held, drained)
                 if revoked:
@@ -403,7 +417,7 @@ class Lanes:
         if stage == "entity":
             expected = {f"{t}/{p}" for t in HIGH_VOLUME
                         for p in sorted(await self.producer.partitions_for(t))}  # type: ignore[union-attr]
-            downstream: Markers | None = Markers(self, PERSON_EVENTS)
+            downstream: Markers | None = self._person_markers
         else:
             expected = {f"entity/{p}" for p in self._partitions[ENTITY_EVENTS]}
             downstream = None
@@ -422,16 +436,20 @@ class Lanes:
                 for tp, msgs in batches.items():
                     for m in msgs:
                         body = orjson.loads(m.value)
-                        if isinstance(body, dict) and "wm" in body:  # a watermark marker
-                            seen = marks.setdefault(tp.partition, {})
-                            for src, wm in body["wm"].items():
-                                seen[src] = max(seen.get(src, wm), wm)
-                            continue
-                        for env in body if isinstance(body, list) else (body,):
+                        # An array of envelopes; or marks with the array they follow ("ev") or
+                        # alone (a marker); or one envelope (from a Faust agent).
+                        wm = None
+                        if isinstance(body, dict) and "wm" in body:
+                            wm, body = body["wm"], body.get("ev", ())
+                        for env in body if isinstance(body, list | tuple) else (body,):
                             ev = StageEvent.from_envelope(env)
                             ev.origin = (tp.partition, m.offset)
                             held.hold(tp.partition, m.offset)
                             buffer.push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
+                        if wm:  # after the data: the marks vouch for it too
+                            seen = marks.setdefault(tp.partition, {})
+                            for src, t in wm.items():
+                                seen[src] = max(seen.get(src, t), t)
                     consumed[tp] = msgs[-1].offset + 1
                     lag.update(consumer, tp, consumed[tp])
                 if not batches:
@@ -445,20 +463,24 @@ class Lanes:
                     metrics.WATERMARK.labels(stage).set(buffer.watermark / 1000)
                 ready = buffer.pop_ready(now)
                 _release(held, ready)
+                # Once what is ready is sent on, everything up to our watermark has been: the
+                # last chunk's messages say so, per partition of ours.
+                out_marks = ({f"entity/{tp.partition}": buffer.watermark
+                              for tp in consumer.assignment()}
+                             if downstream is not None and buffer.watermark > -(2**61) else None)
                 for i in range(0, len(ready), STEP_CHUNK):
                     # In chunks, yielding between them: a watermark that frees a whole backlog
                     # must not stall the other lanes of this event loop.
-                    await step(ready[i:i + STEP_CHUNK])
+                    last = i + STEP_CHUNK >= len(ready)
+                    await step(ready[i:i + STEP_CHUNK], out_marks if last else None)
                     metrics.STAGE_EVENTS.labels(stage).inc(len(ready[i:i + STEP_CHUNK]))
                     await asyncio.sleep(0)
                 if stage == "decide":
                     await self._fire_timers()
-                if downstream is not None and buffer.watermark > -(2**61):
-                    # Everything up to our watermark has been sent on: say so, per partition
-                    # (behind that data, by the same producer).
-                    self._sent[stage].extend(await downstream.send(
-                        {f"entity/{tp.partition}": buffer.watermark
-                         for tp in consumer.assignment()}, wait=False))
+                if downstream is not None and out_marks:
+                    # Partitions that got no data now: a marker (behind that data, by the same
+                    # producer).
+                    self._sent[stage].extend(await downstream.send(out_marks, wait=False))
                 dirty = dirty or bool(batches or ready)
                 if dirty and (not batches
                               or time.monotonic() - committed_at >= self.cfg.commit_every_s):
@@ -468,7 +490,7 @@ class Lanes:
                     metrics.BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
                 lag.publish()
             drained = buffer.drain()
-            await step(drained)
+            await step(drained, None)
             metrics.STAGE_EVENTS.labels(stage).inc(len(drained))
             _release(held, drained)
             await self._commit_held(consumer, consumed, held, self._sent[stage])
@@ -600,26 +622,37 @@ class HeldOffsets:
 
 
 class Markers:
-    """Watermark markers to every partition of a stage topic, when they moved (at most every
-    ``marker_every_s``). Sent after the data they cover, by the same producer, so in order."""
+    """Watermark marks for every partition of a stage topic. A partition that data went to
+    carried them in its last message (``carried``); the others get a marker of their own, when
+    the marks moved, at most every ``marker_every_s``. Sent after the data they cover, by the
+    same producer, so in order."""
 
     def __init__(self, lanes: Lanes, topic: str):
         self.lanes, self.topic = lanes, topic
-        self.last: dict[str, int] = {}
-        self.sent_at = 0.0
+        self.last: dict[int, dict[str, int]] = {}
+        self.sent_at: dict[int, float] = {}
+
+    def carried(self, partitions: Iterable[int], marks: dict[str, int]) -> None:
+        now = time.monotonic()
+        for p in partitions:
+            self.last[p], self.sent_at[p] = marks, now
 
     async def send(self, marks: dict[str, int], wait: bool = True) -> list[Awaitable[Any]]:
-        """Send when moved; with ``wait=False`` return the acknowledgements for the caller to
-        await (before it commits) instead of waiting here."""
-        now = time.monotonic()
-        if not marks or marks == self.last or now - self.sent_at < self.lanes.cfg.marker_every_s:
+        """Markers where the marks moved; with ``wait=False`` return the acknowledgements for
+        the caller to await (before it commits) instead of waiting here."""
+        if not marks:
             return []
+        now, every = time.monotonic(), self.lanes.cfg.marker_every_s
         producer = self.lanes.producer
         assert producer is not None
-        body = orjson.dumps({"wm": marks})
-        futs = [await producer.send(self.topic, body, partition=p)
-                for p in self.lanes._partitions[self.topic]]
-        self.last, self.sent_at = marks, now
+        body = None
+        futs = []
+        for p in self.lanes._partitions[self.topic]:
+            if self.last.get(p) == marks or now - self.sent_at.get(p, 0.0) < every:
+                continue
+            body = body or orjson.dumps({"wm": marks})
+            futs.append(await producer.send(self.topic, body, partition=p))
+            self.last[p], self.sent_at[p] = marks, now
         if wait:
             await asyncio.gather(*futs)
             return []
