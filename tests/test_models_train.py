@@ -164,3 +164,16 @@ def test_evaluate_on_a_held_out_city(trained, cli: typer.Typer, tmp_path: Path):
     assert "relative_change_in_recall" in rep["ablation"]["combined"]
     for png in ("pr_curve.png", "calibration.png", "scores.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_replay_pipeline_scores_alike_after_this_process_scored(trained, city: Path, tmp_path: Path):
+    """``zt replay --jobs 2`` forks its person process with the model loaded, here after this
+    process has scored (a thread pool may have started): the same tasks as one process, no hang."""
+    from streams.replay import replay
+
+    scorer = ModelScorer.load(Registry(trained["registry"]), trained["version"])
+    scorer.score("transfer", [dict.fromkeys(POINT_FEATURES["transfer"], 0.0)] * 64)
+    one = replay(city, tmp_path / "one.jsonl", scorer=scorer)
+    two = replay(city, tmp_path / "two.jsonl", scorer=scorer, jobs=2)
+    assert sum(one.tasks.values()) > 0 and one.tasks == two.tasks
+    assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "two.jsonl").read_bytes()
