@@ -435,14 +435,18 @@ class Lanes:
                 now = time.monotonic()
                 for tp, msgs in batches.items():
                     for m in msgs:
-                        body = orjson.loads(m.value)
-                        # An array of envelopes; or marks with the array they follow ("ev") or
-                        # alone (a marker); or one envelope (from a Faust agent).
-                        wm = None
-                        if isinstance(body, dict) and "wm" in body:
-                            wm, body = body["wm"], body.get("ev", ())
-                        for env in body if isinstance(body, list | tuple) else (body,):
-                            ev = StageEvent.from_envelope(env)
+                        try:
+                            envelopes, wm = stage_message(m.value)
+                        except ValueError as e:
+                            await self._stage_dead_letter(topic, m.value, f"not a stage message: {e}")
+                            continue
+                        for env in envelopes:
+                            try:
+                                ev = StageEvent.from_envelope(env)
+                            except (KeyError, IndexError, TypeError, ValueError) as e:
+                                await self._stage_dead_letter(
+                                    topic, orjson.dumps(env), f"not a stage envelope: {e!r}")
+                                continue
                             ev.origin = (tp.partition, m.offset)
                             held.hold(tp.partition, m.offset)
                             buffer.push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
@@ -496,6 +500,14 @@ class Lanes:
             await self._commit_held(consumer, consumed, held, self._sent[stage])
         finally:
             await consumer.stop()
+
+    async def _stage_dead_letter(self, topic: str, raw: bytes, why: str) -> None:
+        """Anyone with access can write to a stage topic: what is not ours goes to dead-letter,
+        counted, and never stops the lane."""
+        assert self.producer is not None
+        metrics.RECORDS_REJECTED.labels(topic, "malformed").inc()
+        log.warning("%s: dead-lettered a message: %s", topic, why)
+        await self.producer.send("dead-letter", dead_letter(topic, raw, f"{topic}: {why}"))
 
     async def _commit_held(self, consumer: AIOKafkaConsumer, consumed: dict[TopicPartition, int],
                            held: HeldOffsets, sent: Unacked) -> None:
@@ -657,6 +669,31 @@ class Markers:
             await asyncio.gather(*futs)
             return []
         return futs
+
+
+def stage_message(raw: bytes) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
+    """(envelopes, marks) of a message on a stage topic: an array of envelopes; or marks with
+    the array they follow (``ev``) or alone (a marker); or one envelope (from a Faust agent).
+
+    >>> stage_message(b'{"wm": {"calls/0": 5}, "ev": [{"key": "a"}]}')
+    ([{'key': 'a'}], {'calls/0': 5})
+    >>> stage_message(b'{"wm": {"calls/0": 5}}'), stage_message(b'[{"key": "a"}]')
+    (([], {'calls/0': 5}), ([{'key': 'a'}], None))
+    >>> stage_message(b'{"key": "a"}')
+    ([{'key': 'a'}], None)
+    """
+    body = orjson.loads(raw)  # (its JSONDecodeError is a ValueError)
+    if isinstance(body, list):
+        return body, None
+    if not isinstance(body, dict):
+        raise ValueError("neither an array of envelopes nor an object")
+    if "wm" not in body:
+        return [body], None
+    marks, envelopes = body["wm"], body.get("ev", [])
+    if not isinstance(envelopes, list) or not isinstance(marks, dict) or not all(
+            isinstance(t, int) for t in marks.values()):
+        raise ValueError("marks must map sources to integer times, and ev be an array")
+    return envelopes, marks
 
 
 def _watermark(marks: dict[int, dict[str, int]], partitions: list[int],

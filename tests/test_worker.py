@@ -60,6 +60,30 @@ def test_invalid_record_goes_to_dead_letter_with_reason(worker_factory, fresh_to
     assert w.proc.poll() is None  # bad input never stops a worker
 
 
+def test_garbage_on_a_stage_topic_is_dead_lettered_and_the_lane_goes_on(worker_factory,
+                                                                        fresh_topics):
+    """The internal topics are writable by anyone with access: what is not a stage message
+    goes to dead-letter with its reason, and the lanes keep deciding."""
+    from streams.topics import ENTITY_EVENTS, PERSON_EVENTS
+
+    w = worker_factory()
+    w.wait_ready()
+    feed.produce(fresh_topics.bootstrap, _reference())
+    w.wait_metric("zt_reference_entries", 1, table="watchlist")
+    feed.produce(fresh_topics.bootstrap, [
+        (ENTITY_EVENTS, b"{not json"), (PERSON_EVENTS, b"42"),
+        (PERSON_EVENTS, b'{"wm": {"entity/0": "soon"}}'), (ENTITY_EVENTS, b'[{"key": "x"}]'),
+    ])
+    dead = feed.read(fresh_topics.bootstrap, "dead-letter", until=4, timeout_s=20)
+    assert sorted(d["topic"] for d in dead) == sorted([ENTITY_EVENTS] * 2 + [PERSON_EVENTS] * 2)
+    for d in dead:
+        contract.validate("dead-letter", d)
+        assert "not a stage" in d["reason"]
+    feed.produce(fresh_topics.bootstrap, [("calls", contract.example("calls"))])
+    assert len(feed.read(fresh_topics.bootstrap, "warning-tasks", until=1, timeout_s=20)) == 1
+    assert w.proc.poll() is None
+
+
 def test_a_record_delivered_twice_gives_one_task(worker_factory, fresh_topics):
     w = worker_factory()
     w.wait_ready()
