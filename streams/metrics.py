@@ -13,7 +13,8 @@ RECORDS_CONSUMED = Counter(
     "zt_records_consumed_total", "Input records consumed by the workers, by topic.", ["topic"])
 RECORDS_REJECTED = Counter(
     "zt_records_rejected_total",
-    "Input records rejected to dead-letter, by topic and reason class.", ["topic", "reason"])
+    "Input records (and foreign messages on the stage topics) rejected to dead-letter, by topic "
+    "and reason class.", ["topic", "reason"])
 RECORDS_DECIDED = Counter(
     "zt_records_decided_total",
     "Person events released from the event-time buffer and decided, by topic.", ["topic"])
