@@ -141,8 +141,8 @@ class Lanes:
         self._exported: dict[tuple[str, tuple[str, ...]], float] = {}
         self._partitions: dict[str, list[int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        # What each ordered stage sent on, not yet acknowledged: awaited before it commits (the
-        # decide stage awaits its tasks as it sends them, so its own stays empty).
+        # What each ordered stage sent on (stage events, tasks), not yet acknowledged: awaited
+        # before it commits, not before it reads on.
         self._sent = {"entity": Unacked(), "decide": Unacked()}
         self._person_markers = Markers(self, PERSON_EVENTS)
 
@@ -527,7 +527,7 @@ class Lanes:
     async def _emit(self, decided: list[tuple[StageEvent | None, WarningTask]]) -> int:
         """Send tasks; ``None`` for the event of a task that a timer made (an escalation)."""
         assert self.producer is not None
-        pending: list[tuple[StageEvent | None, str, Awaitable[Any]]] = []
+        pending: list[asyncio.Future[Any]] = []
         for ev, task in decided:
             rec = task.to_record()
             try:
@@ -537,12 +537,13 @@ class Lanes:
                 log.error("core built an invalid task (not sent): %s", e.reason)
                 continue
             fut = await self.producer.send("warning-tasks", dumps(rec), key=rec["task_id"].encode())
-            pending.append((ev, rec["action"], fut))
-        for ev, action, fut in pending:
-            await fut
-            metrics.TASKS_EMITTED.labels(action).inc()
-            if ev is not None and ev.arrived:
-                metrics.EVENT_TO_TASK.observe(max(time.time() - ev.arrived, 0.0))
+            # Counted and timed when the broker acknowledges; the lane reads on meanwhile (a lane
+            # waiting for acknowledgements held every later event a round trip), and commits
+            # only once they are in (``Unacked``).
+            fut.add_done_callback(functools.partial(
+                _task_acknowledged, rec["action"], ev.arrived if ev is not None else 0.0))
+            pending.append(fut)
+        self._sent["decide"].extend(pending)
         return len(pending)
 
     def _count_decisions(self) -> None:
@@ -716,6 +717,14 @@ def _watermark(marks: dict[int, dict[str, int]], partitions: list[int],
         m = min(seen[s] for s in expected)
         low = m if low is None else min(low, m)
     return low
+
+
+def _task_acknowledged(action: str, arrived: float, fut: asyncio.Future[Any]) -> None:
+    if fut.cancelled() or fut.exception() is not None:
+        return  # raised where the lane awaits its sends, before it commits
+    metrics.TASKS_EMITTED.labels(action).inc()
+    if arrived:
+        metrics.EVENT_TO_TASK.observe(max(time.time() - arrived, 0.0))
 
 
 def _release(held: HeldOffsets, events: list[StageEvent]) -> None:
