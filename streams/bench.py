@@ -15,7 +15,6 @@ Phases, all in one run so the figures can be compared as ratios on a shared, noi
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import platform
@@ -30,13 +29,13 @@ import numpy as np
 import orjson
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.partitioner import murmur2
 from rich.console import Console
 from rich.table import Table
 
 from streams import feed
 from streams.broker import EmbeddedBroker, delete_topics, free_port
 from streams.eventtime import fmt, parse
+from streams.lanes import key_hash
 from streams.processes import WorkerProcess
 from streams.replay import replay
 from streams.topics import HIGH_VOLUME
@@ -354,19 +353,15 @@ def _latency_phase(bootstrap: str, city: BenchCity, worker: Workers, start: int,
     tail = 2 * rate
     lead_s = 1.0 + (total + tail) / 50_000
     base_ms = int((time.time() + lead_s) * 1000)
-    # Partitions are chosen here too, as Kafka's default partitioner would: its murmur2 is pure
-    # Python in aiokafka, a sixth of the generator's time at 5,000/s.
+    # Partitions are chosen here too, as Kafka's default partitioner would (the lanes' cached
+    # hash): aiokafka's murmur2 is pure Python, a sixth of the generator's time at 5,000/s.
     counts = feed.partition_counts(bootstrap, HIGH_VOLUME)
-
-    @functools.lru_cache(maxsize=1 << 16)
-    def partition(topic: str, key: bytes | None) -> int | None:
-        return None if key is None else (murmur2(key) & 0x7FFFFFFF) % counts[topic]
-
     messages = []
     for topic, value in city.traffic(total + tail, start=start, ms_per_record=1000 / rate,
                                      base_ms=base_ms):
         key = feed.key_of(topic, value)
-        messages.append((topic, key, orjson.dumps(value), value["event_id"], partition(topic, key)))
+        part = None if key is None else key_hash(key.decode()) % counts[topic]
+        messages.append((topic, key, orjson.dumps(value), value["event_id"], part))
     time.sleep(max(base_ms / 1000 - time.time(), 0.0))
     t0 = time.perf_counter()
     sent_at, behind, offered_s = asyncio.run(_offer(bootstrap, messages, rate, total))

@@ -26,6 +26,10 @@ Bootstrap = Annotated[str | None, typer.Option(
     "--bootstrap", "-b", help="Kafka bootstrap servers, host:port[,host:port]. "
     "Default: $ZT_KAFKA, then zt.toml, then 127.0.0.1:9092.")]
 ConfigFile = Annotated[str | None, typer.Option("--config", help="Config file (TOML).")]
+Lateness = Annotated[int, typer.Option(
+    min=0, envvar="ZT_LATENESS_MS", help="How far out of event-time order one input partition "
+    "may be and still be decided in order (ms); also the floor of the latency. Workers and "
+    "replay must use the same value to decide alike.")]
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -95,10 +99,7 @@ def worker(
     models: Annotated[str | None, typer.Option(
         envvar="ZT_MODELS", help="Model registry directory; its promoted model scores and is "
         "switched without a restart (default .zt/models; 'none': no model).")] = None,
-    lateness_ms: Annotated[int, typer.Option(
-        min=0, envvar="ZT_LATENESS_MS", help="How far out of event-time order one input partition "
-        "may be and still be decided in order (ms); also the floor of the latency. Workers and "
-        "replay must use the same value to decide alike.")] = 200,
+    lateness_ms: Lateness = 200,
 ) -> None:
     """Run one worker (the Faust app). Start more processes to scale out (one per partition)."""
     from streams import settings as st
@@ -155,10 +156,7 @@ def replay(
         min=1, help="Processes. 2 or more run a pipeline: one reads, validates and keeps the "
         "lines and accounts, the others decide, the persons split between them as between "
         "worker processes. The tasks written are the same for any number.")] = 1,
-    lateness_ms: Annotated[int, typer.Option(
-        min=0, envvar="ZT_LATENESS_MS", help="How far out of event-time order one input partition "
-        "may be and still be decided in order (ms); also the floor of the latency. Workers and "
-        "replay must use the same value to decide alike.")] = 200,
+    lateness_ms: Lateness = 200,
 ) -> None:
     """Drive the decision core from a replay file; the same tasks as the workers, byte for byte."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn

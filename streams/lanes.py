@@ -212,7 +212,7 @@ class Lanes:
         """The partition Kafka's default partitioner gives ``key`` (murmur2), so single records
         keyed by person (from the Faust agents) land where the arrays do."""
         parts = self._partitions[topic]
-        return parts[_murmur2(key) % len(parts)]
+        return parts[key_hash(key) % len(parts)]
 
     async def _send_stage(self, topic: str, events: list[StageEvent],
                           markers: Markers | None = None, marks: dict[str, int] | None = None
@@ -734,7 +734,7 @@ def _release(held: HeldOffsets, events: list[StageEvent]) -> None:
 
 
 @functools.lru_cache(maxsize=1 << 18)
-def _murmur2(key: str) -> int:
+def key_hash(key: str) -> int:
     # aiokafka's murmur2 is pure Python (~15 us); lines, accounts and persons recur all day.
     return murmur2(key.encode()) & 0x7FFFFFFF
 

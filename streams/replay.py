@@ -300,20 +300,23 @@ class PersonPipe:
         self._flush_full()
 
     def step(self, t_ms: int, events: list[StageEvent]) -> list[WarningTask]:
-        n = len(self.conns)
-        if n == 1:
-            self._step(self.ops[0], t_ms, [_wire(ev) for ev in events])
-        else:
-            mine: list[list[tuple[Any, ...]]] = [[] for _ in range(n)]
-            for ev in events:
-                k = self._bucket.get(ev.key)
-                if k is None:
-                    k = self._bucket[ev.key] = bucket(ev.key, n)
-                mine[k].append(_wire(ev))
-            for ops, wired in zip(self.ops, mine, strict=True):
-                self._step(ops, t_ms, wired)
+        for ops, wired in zip(self.ops, self._split(events), strict=True):
+            self._step(ops, t_ms, wired)
         self._flush_full()
         return []
+
+    def _split(self, events: list[StageEvent]) -> list[list[tuple[Any, ...]]]:
+        """Each person process's share of ``events``, on the wire."""
+        n = len(self.conns)
+        if n == 1:
+            return [[_wire(ev) for ev in events]]
+        mine: list[list[tuple[Any, ...]]] = [[] for _ in range(n)]
+        for ev in events:
+            k = self._bucket.get(ev.key)
+            if k is None:
+                k = self._bucket[ev.key] = bucket(ev.key, n)
+            mine[k].append(_wire(ev))
+        return mine
 
     @staticmethod
     def _step(ops: list[tuple[Any, ...]], t_ms: int, wired: list[tuple[Any, ...]]) -> None:
@@ -330,12 +333,8 @@ class PersonPipe:
         return []
 
     def finish(self, events: list[StageEvent]) -> list[WarningTask]:
-        n = len(self.conns)
-        mine: list[list[tuple[Any, ...]]] = [[] for _ in range(n)]
-        for ev in events:
-            mine[0 if n == 1 else bucket(ev.key, n)].append(_wire(ev))
-        for k, ops in enumerate(self.ops):
-            ops.append(("f", mine[k]))
+        for k, wired in enumerate(self._split(events)):
+            self.ops[k].append(("f", wired))
             self._flush(k)
         return []
 
