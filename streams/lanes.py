@@ -14,9 +14,14 @@ are consumed in batches of thousands (``getmany``) into the same core the replay
   record with a snapshot of that state to its persons on ``zt-person-events``.
 * ``decide`` (group ``<g>-decide``): per-person state, features, scores, warning tasks.
 
+Stage events whose destination partition the next stage holds in this same worker are handed on
+in memory (``LocalLink``), not through the broker: one worker alone runs the three stages with no
+internal hop at all, N workers send about (N-1)/N of the stage events through the broker.
+
 Offsets are committed only after what they produced is acknowledged, and never past a record
-still waiting in an event-time buffer: at least once, and task ids from evidence make a repeat
-the same task.
+still waiting in an event-time buffer of this worker (a record handed on in memory is held until
+the last stage is done with it): at least once, and task ids from evidence make a repeat the
+same task.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import time
+import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +65,10 @@ class LaneConfig:
     poll_ms: int = 20
     marker_every_s: float = 0.05  # how often a stage tells the next how far it has come
     idle_flush_s: float = 1.0  # inputs read to their end this long: release what was sent
+    # An input partition read to its end counts as idle (its mark then follows the others') only
+    # after this long without data: a partition that merely caught up with a busy feed is not
+    # idle, and marking it so made its next records late (seen with two workers on a bulk feed).
+    idle_partition_s: float = 0.25
     # Offsets are committed this often, not every batch: a commit waits for every send before
     # it, and a lane that waits cannot fetch. (A restart re-reads at most this much, at least once.)
     commit_every_s: float = 0.2
@@ -136,15 +147,25 @@ class Lanes:
         self.models = _model_watcher(cfg.models)
         self.versions: tuple[str, str] = ("", "")
         self.producer: AIOKafkaProducer | None = None
-        self._stopping = asyncio.Event()
+        self._stopping = asyncio.Event()  # the reference and ingest lanes; the stages after them
         self._counted: dict[str, int] = {}
         self._exported: dict[tuple[str, tuple[str, ...]], float] = {}
         self._partitions: dict[str, list[int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        # What each ordered stage sent on (stage events, tasks), not yet acknowledged: awaited
-        # before it commits, not before it reads on.
-        self._sent = {"entity": Unacked(), "decide": Unacked()}
-        self._person_markers = Markers(self, PERSON_EVENTS)
+        # Every send of this worker not yet acknowledged. A lane's commit waits for all of them:
+        # an input whose events went on in memory is done only once what they led to, in any
+        # stage, is acknowledged.
+        self.unacked = Unacked()
+        worker_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.entity_link = LocalLink("entity", worker_id)
+        self.person_link = LocalLink("decide", worker_id)
+        self.ingest_held = HeldOffsets()  # input records whose events wait in a stage here
+        self._entity_markers = Markers(self, ENTITY_EVENTS, self.entity_link)
+        self._person_markers = Markers(self, PERSON_EVENTS, self.person_link)
+        self.entity_lane = OrderedLane(self, ENTITY_EVENTS, "entity", self._entity_step,
+                                       self.entity_link, self._person_markers)
+        self.decide_lane = OrderedLane(self, PERSON_EVENTS, "decide", self._decide_step,
+                                       self.person_link, None)
 
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(bootstrap_servers=self.cfg.bootstrap.split(","),
@@ -155,16 +176,20 @@ class Lanes:
         self._tasks = [asyncio.create_task(c, name=n) for n, c in (
             ("zt-reference", self._reference_lane()),
             ("zt-ingest", self._ingest_lane()),
-            ("zt-entity", self._ordered_lane(ENTITY_EVENTS, "entity", self._entity_step)),
-            ("zt-decide", self._ordered_lane(PERSON_EVENTS, "decide", self._decide_step)),
+            ("zt-entity", self.entity_lane.run()),
+            ("zt-decide", self.decide_lane.run()),
         )]
         for t in self._tasks:
             t.add_done_callback(_crash_report)
 
     async def stop(self) -> None:
+        # Upstream first: what a lane hands on in memory is decided before the next one stops.
         self._stopping.set()
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=10)
+            await asyncio.wait(self._tasks[:2], timeout=10)
+            for lane, task in ((self.entity_lane, self._tasks[2]), (self.decide_lane, self._tasks[3])):
+                lane.stopping.set()
+                await asyncio.wait([task], timeout=10)
         if self.producer is not None:
             await self.producer.stop()
 
@@ -214,17 +239,28 @@ class Lanes:
         parts = self._partitions[topic]
         return parts[key_hash(key) % len(parts)]
 
-    async def _send_stage(self, topic: str, events: list[StageEvent],
-                          markers: Markers | None = None, marks: dict[str, int] | None = None
-                          ) -> list[Awaitable[Any]]:
-        """Send ``events`` on in arrays, one message per destination partition (and 500).
-        With ``marks``, each partition's last message carries them (``{"wm": .., "ev": ..}``):
-        the watermark rides with the data it follows, in no batch of its own."""
+    async def _send_stage(self, topic: str, events: list[StageEvent], markers: Markers,
+                          marks: dict[str, int] | None = None) -> None:
+        """Send ``events`` on: in memory to this worker's own next stage where it holds the
+        destination partition (``LocalLink``), else through the broker in arrays, one message
+        per destination partition (and 500). With ``marks``, each partition's last message
+        carries them (``{"wm": .., "ev": ..}``): the watermark rides with the data it follows,
+        in no batch of its own."""
         assert self.producer is not None
+        link = markers.link
+        await markers.hand_over()
+        owned = link.owned
+        local: list[StageEvent] = []
         outbox: dict[int, list[bytes]] = {}
         for ev in events:
-            outbox.setdefault(self._partition_of(topic, ev.key), []).append(
-                orjson.dumps(ev.envelope()))
+            part = self._partition_of(topic, ev.key)
+            if part in owned:
+                origin = ev.origin
+                if origin is not None:  # done once the next stage is done with it
+                    origin[0].hold(origin[1], origin[2])
+                local.append(ev)
+            else:
+                outbox.setdefault(part, []).append(orjson.dumps(ev.envelope()))
         pending = []
         wm = orjson.dumps(marks) if marks else None
         for part, envs in outbox.items():
@@ -233,31 +269,59 @@ class Lanes:
                 if wm is not None and i + ENVELOPES_PER_MESSAGE >= len(envs):
                     array = b'{"wm":' + wm + b',"ev":' + array + b"}"
                 pending.append(await self.producer.send(topic, array, partition=part))
-        if markers is not None and marks:
+        self.unacked.extend(pending)
+        if marks:
             markers.carried(outbox.keys(), marks)
-        return pending
+        if local or (marks and owned and marks != markers.local):
+            await markers.hand_on(local, marks)
 
     # --- stage 1: validate and route --------------------------------------------------------
 
     async def _ingest_lane(self) -> None:
-        consumer = AIOKafkaConsumer(*HIGH_VOLUME, group_id=f"{self.cfg.group}-ingest",
-                                    **consumer_kwargs(self.cfg))
+        link = self.entity_link
+
+        last_data: dict[TopicPartition, float] = {}  # when each input partition last had data
+
+        class Sources(ConsumerRebalanceListener):
+            # The inputs this worker reads changed: data a former owner sent through the broker
+            # may still be unread there, so marks in memory wait for a new handover.
+            async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+                link.reset()
+
+            async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+                link.reset()
+                for tp in assigned:
+                    last_data.setdefault(tp, time.monotonic())
+
+        consumer = AIOKafkaConsumer(group_id=f"{self.cfg.group}-ingest", **consumer_kwargs(self.cfg))
+        consumer.subscribe(list(HIGH_VOLUME), listener=Sources())
         await consumer.start()
         assert self.producer is not None
         lag = LagGauge()
+        held = self.ingest_held
         newest_ms: dict[TopicPartition, int] = {}  # newest event time read, per input partition
         consumed: dict[TopicPartition, int] = {}
-        markers = Markers(self, ENTITY_EVENTS)
+        committed: dict[TopicPartition, int] = {}
+        markers = self._entity_markers
         sent_until = -(2**62)  # latest availability time routed on (a call is available at its end)
         idle_since: float | None = None
-        sent = Unacked()
         committed_at = time.monotonic()
 
         async def commit() -> None:
+            """Up to the first input whose events still wait in a stage of this worker, once
+            everything sent so far is acknowledged."""
             nonlocal committed_at
-            await sent.wait()
-            await consumer.commit()
             committed_at = time.monotonic()
+            offsets = {}
+            for tp in consumer.assignment():
+                nxt = consumed.get(tp)
+                if nxt is not None:
+                    first = held.first(tp)
+                    offsets[tp] = nxt if first is None else first
+            if offsets and offsets != committed:
+                await self.unacked.wait()
+                await consumer.commit(offsets)
+                committed.update(offsets)
 
         try:
             while not self._stopping.is_set():
@@ -266,7 +330,7 @@ class Lanes:
                 if not batches:
                     lag.caught_up()
                     lag.publish()
-                    marks = await self._input_watermarks(consumer, newest_ms, consumed)
+                    marks = await self._input_watermarks(consumer, newest_ms, consumed, last_data)
                     idle_since = idle_since or time.monotonic()
                     if marks and time.monotonic() - idle_since >= self.cfg.idle_flush_s:
                         # A quiet stream: nothing is in flight, so what was sent may be decided
@@ -274,15 +338,15 @@ class Lanes:
                         # later with an earlier time is decided at once and counted as late.
                         marks = {src: max(wm, sent_until) for src, wm in marks.items()}
                     await markers.send(marks)
-                    if sent:
-                        await commit()
+                    await commit()
                     continue
                 idle_since = None
                 started = time.perf_counter()
-                arrived = time.time()
+                arrived, mono = time.time(), time.monotonic()
                 routed: list[StageEvent] = []
                 for tp, msgs in batches.items():
                     topic = tp.topic
+                    last_data[tp] = mono
                     metrics.RECORDS_CONSUMED.labels(topic).inc(len(msgs))
                     newest = -(2**62)
                     for m in msgs:
@@ -290,11 +354,14 @@ class Lanes:
                         if not checked.ok:
                             reason = checked.reason or "invalid"
                             metrics.RECORDS_REJECTED.labels(topic, contract.reason_class(reason)).inc()
-                            sent.extend([await self.producer.send(
+                            self.unacked.extend([await self.producer.send(
                                 "dead-letter", dead_letter(topic, m.value, reason))])
                             continue
                         value = checked.value
                         entity_events = self.router.route(topic, value, arrived)[0]
+                        origin = (held, tp, m.offset)
+                        for ev in entity_events:
+                            ev.origin = origin
                         # (times compared parsed: texts with different offsets do not sort)
                         newest = max(newest, entity_events[0].t_ms if entity_events
                                      else to_ms(value["event_time"]))
@@ -306,29 +373,30 @@ class Lanes:
                     lag.update(consumer, tp, consumed[tp])
                 if routed:
                     sent_until = max(sent_until, max(ev.avail_ms for ev in routed))
-                marks = await self._input_watermarks(consumer, newest_ms, consumed)
-                sent.extend(await self._send_stage(ENTITY_EVENTS, routed, markers, marks))
+                marks = await self._input_watermarks(consumer, newest_ms, consumed, last_data)
+                await self._send_stage(ENTITY_EVENTS, routed, markers, marks)
                 # Partitions that got no data get a marker of their own, behind the data (one
-                # producer keeps the order), so it need not wait for the data's acknowledgement;
-                # the commit does.
-                sent.extend(await markers.send(marks, wait=False))
+                # producer keeps the order); the commit waits for the acknowledgements.
+                await markers.send(marks)
                 if time.monotonic() - committed_at >= self.cfg.commit_every_s:
                     await commit()
                 lag.publish()
                 metrics.BATCH_SECONDS.labels("ingest").observe(time.perf_counter() - started)
-            if sent:
-                await commit()
+            await commit()
         finally:
             await consumer.stop()
 
     async def _input_watermarks(self, consumer: AIOKafkaConsumer, newest_ms: dict[TopicPartition, int],
-                                consumed: dict[TopicPartition, int]) -> dict[str, int]:
+                                consumed: dict[TopicPartition, int],
+                                last_data: dict[TopicPartition, float]) -> dict[str, int]:
         """How far each input partition of this worker has come: its newest event time minus
-        the lateness, or, once it is read to its end, the newest time of any of them (an idle
-        partition must not hold the others back; a record it gets later than that is late)."""
+        the lateness, or, once it is idle (read to its end and no data for
+        ``idle_partition_s``), the newest time of any of them (an idle partition must not hold
+        the others back; a record it gets later than that is late)."""
         if not newest_ms:
             return {}
         lateness, top = self.cfg.core.lateness_ms, max(newest_ms.values())
+        quiet_since = time.monotonic() - self.cfg.idle_partition_s
         out = {}
         for tp in consumer.assignment():
             high = consumer.highwater(tp)
@@ -338,7 +406,8 @@ class Lanes:
                     nxt = await consumer.position(tp)
                 except Exception:  # no position yet (rebalance): say nothing for it this time
                     continue
-            idle = high is not None and nxt is not None and nxt >= high
+            idle = (high is not None and nxt is not None and nxt >= high
+                    and last_data.get(tp, 0.0) <= quiet_since)
             seen = top if idle else newest_ms.get(tp)
             if seen is not None:
                 out[f"{tp.topic}/{tp.partition}"] = seen - lateness
@@ -347,12 +416,17 @@ class Lanes:
     # --- stages 2 and 3: ordered by event time ------------------------------------------------
 
     async def _entity_step(self, events: list[StageEvent], marks: dict[str, int] | None) -> int:
-        persons = [p for ev in events for p in self.entities.process(ev)]
+        process = self.entities.process
+        persons: list[StageEvent] = []
+        for ev in events:
+            out = process(ev)
+            for p in out:
+                p.origin = ev.origin  # the input it came from is done when its persons are
+            persons.extend(out)
         for topic, n in self.entities.unrouted.items():
             metrics.RECORDS_UNROUTED.labels(topic).inc(n - self._counted.get(f"#unrouted/{topic}", 0))
             self._counted[f"#unrouted/{topic}"] = n
-        self._sent["entity"].extend(await self._send_stage(
-            PERSON_EVENTS, persons, self._person_markers, marks))
+        await self._send_stage(PERSON_EVENTS, persons, self._person_markers, marks)
         return len(persons)
 
     def refresh_decisions(self) -> None:
@@ -382,147 +456,14 @@ class Lanes:
             await self._emit([(None, t) for t in tasks])
             self._count_decisions()
 
-    async def _ordered_lane(self, topic: str, stage: str, step: Callable[
-            [list[StageEvent], dict[str, int] | None], Awaitable[int]]) -> None:
-        """Consume a repartitioned topic into a stage's event-time buffer; hand what is ready to
-        ``step`` (with the marks to pass on, for its last chunk); commit no further than the
-        first record still held."""
-        await self._wait_reference()
-        buffer = self.entities.buffer if stage == "entity" else self.decider.buffer
-        lanes = self
-        consumed: dict[TopicPartition, int] = {}  # next offset to read, per partition
-
-        held = HeldOffsets()
-
-        class Flush(ConsumerRebalanceListener):
-            # Decide what is buffered before partitions move to another worker.
-            async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-                drained = buffer.drain()
-                await step(drained, None)
-                metrics.STAGE_EVENTS.labels(stage).inc(len(drained))
-                _release(held, drained)
-                if revoked:
-                    await lanes._commit_held(consumer, consumed, held, lanes._sent[stage])
-                for tp in revoked:
-                    consumed.pop(tp, None)
-                    held.forget(tp.partition)
-
-            async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-                return None
-
-        consumer = AIOKafkaConsumer(group_id=f"{self.cfg.group}-{stage}", **consumer_kwargs(self.cfg))
-        consumer.subscribe([topic], listener=Flush())
-        await consumer.start()
-        lag = LagGauge()
-        if stage == "entity":
-            expected = {f"{t}/{p}" for t in HIGH_VOLUME
-                        for p in sorted(await self.producer.partitions_for(t))}  # type: ignore[union-attr]
-            downstream: Markers | None = self._person_markers
-        else:
-            expected = {f"entity/{p}" for p in self._partitions[ENTITY_EVENTS]}
-            downstream = None
-        # Marks per partition read here: a marker vouches only for the data before it on its own
-        # partition, so a source's mark counts once every partition of ours has carried it
-        # (merged across partitions, a marker read on one partition could release records whose
-        # data on another partition was not read yet: they would then come late).
-        marks: dict[int, dict[str, int]] = {}
-        committed_at, dirty = time.monotonic(), False
-        try:
-            while not self._stopping.is_set():
-                batches = await consumer.getmany(timeout_ms=self.cfg.poll_ms,
-                                                 max_records=self.cfg.batch)
-                started = time.perf_counter()
-                now = time.monotonic()
-                for tp, msgs in batches.items():
-                    for m in msgs:
-                        try:
-                            envelopes, wm = stage_message(m.value)
-                        except ValueError as e:
-                            await self._stage_dead_letter(topic, m.value, f"not a stage message: {e}")
-                            continue
-                        for env in envelopes:
-                            try:
-                                ev = StageEvent.from_envelope(env)
-                            except (KeyError, IndexError, TypeError, ValueError) as e:
-                                await self._stage_dead_letter(
-                                    topic, orjson.dumps(env), f"not a stage envelope: {e!r}")
-                                continue
-                            ev.origin = (tp.partition, m.offset)
-                            held.hold(tp.partition, m.offset)
-                            buffer.push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
-                        if wm:  # after the data: the marks vouch for it too
-                            seen = marks.setdefault(tp.partition, {})
-                            for src, t in wm.items():
-                                seen[src] = max(seen.get(src, t), t)
-                    consumed[tp] = msgs[-1].offset + 1
-                    lag.update(consumer, tp, consumed[tp])
-                if not batches:
-                    lag.caught_up()
-                if stage == "decide":
-                    self.refresh_decisions()  # also while idle: a new rule set shows at once
-                watermark = _watermark(marks, [tp.partition for tp in consumer.assignment()],
-                                       expected)
-                if watermark is not None:
-                    buffer.advance(watermark)
-                    metrics.WATERMARK.labels(stage).set(buffer.watermark / 1000)
-                ready = buffer.pop_ready(now)
-                _release(held, ready)
-                # Once what is ready is sent on, everything up to our watermark has been: the
-                # last chunk's messages say so, per partition of ours.
-                out_marks = ({f"entity/{tp.partition}": buffer.watermark
-                              for tp in consumer.assignment()}
-                             if downstream is not None and buffer.watermark > -(2**61) else None)
-                for i in range(0, len(ready), STEP_CHUNK):
-                    # In chunks, yielding between them: a watermark that frees a whole backlog
-                    # must not stall the other lanes of this event loop.
-                    last = i + STEP_CHUNK >= len(ready)
-                    await step(ready[i:i + STEP_CHUNK], out_marks if last else None)
-                    metrics.STAGE_EVENTS.labels(stage).inc(len(ready[i:i + STEP_CHUNK]))
-                    await asyncio.sleep(0)
-                if stage == "decide":
-                    await self._fire_timers()
-                if downstream is not None and out_marks:
-                    # Partitions that got no data now: a marker (behind that data, by the same
-                    # producer).
-                    self._sent[stage].extend(await downstream.send(out_marks, wait=False))
-                dirty = dirty or bool(batches or ready)
-                if dirty and (not batches
-                              or time.monotonic() - committed_at >= self.cfg.commit_every_s):
-                    await self._commit_held(consumer, consumed, held, self._sent[stage])
-                    committed_at, dirty = time.monotonic(), False
-                if batches or ready:
-                    metrics.BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
-                lag.publish()
-            drained = buffer.drain()
-            await step(drained, None)
-            metrics.STAGE_EVENTS.labels(stage).inc(len(drained))
-            _release(held, drained)
-            await self._commit_held(consumer, consumed, held, self._sent[stage])
-        finally:
-            await consumer.stop()
-
     async def _stage_dead_letter(self, topic: str, raw: bytes, why: str) -> None:
         """Anyone with access can write to a stage topic: what is not ours goes to dead-letter,
         counted, and never stops the lane."""
         assert self.producer is not None
         metrics.RECORDS_REJECTED.labels(topic, "malformed").inc()
         log.warning("%s: dead-lettered a message: %s", topic, why)
-        await self.producer.send("dead-letter", dead_letter(topic, raw, f"{topic}: {why}"))
-
-    async def _commit_held(self, consumer: AIOKafkaConsumer, consumed: dict[TopicPartition, int],
-                           held: HeldOffsets, sent: Unacked) -> None:
-        """Commit up to the first record still waiting in the event-time buffer, per partition,
-        so a worker killed with records in its buffer re-reads them after a restart; and only
-        once what the stage sent on is acknowledged."""
-        await sent.wait()
-        assigned = consumer.assignment()
-        offsets = {}
-        for tp, nxt in consumed.items():
-            if tp in assigned:
-                first = held.first(tp.partition)
-                offsets[tp] = nxt if first is None else first
-        if offsets:
-            await consumer.commit(offsets)
+        self.unacked.extend([await self.producer.send(
+            "dead-letter", dead_letter(topic, raw, f"{topic}: {why}"))])
 
     async def _emit(self, decided: list[tuple[StageEvent | None, WarningTask]]) -> int:
         """Send tasks; ``None`` for the event of a task that a timer made (an escalation)."""
@@ -543,7 +484,7 @@ class Lanes:
             fut.add_done_callback(functools.partial(
                 _task_acknowledged, rec["action"], ev.arrived if ev is not None else 0.0))
             pending.append(fut)
-        self._sent["decide"].extend(pending)
+        self.unacked.extend(pending)
         return len(pending)
 
     def _count_decisions(self) -> None:
@@ -568,8 +509,272 @@ class Lanes:
         stopper.cancel()
 
 
+class OrderedLane:
+    """Stage 2 (entity) or 3 (decide) of a worker, ordered by event time.
+
+    Its input is its stage topic, read from the broker in its own consumer group, plus what this
+    worker's upstream lane hands on in memory for the partitions held here (``LocalLink``).
+    What the watermark releases goes to ``step`` (with the marks to pass on, for its last chunk);
+    the commit goes no further than the first record still held, here or in a later stage of
+    this worker. ``lock`` keeps one release at a time: the lane's own loop and the upstream's
+    handing on both release.
+    """
+
+    def __init__(self, lanes: Lanes, topic: str, stage: str, step: Callable[
+            [list[StageEvent], dict[str, int] | None], Awaitable[int]], link: LocalLink,
+            downstream: Markers | None):
+        self.lanes, self.topic, self.stage, self.step = lanes, topic, stage, step
+        self.link = link
+        link.downstream = self
+        self.downstream = downstream  # the next stage's markers (entity: the person stage's)
+        self.buffer = lanes.entities.buffer if stage == "entity" else lanes.decider.buffer
+        self.held = HeldOffsets()  # messages read here whose events still wait in this worker
+        self.consumed: dict[TopicPartition, int] = {}  # next offset to read, per partition
+        # Marks per partition read here: a marker vouches only for the data before it on its own
+        # partition, so a source's mark counts once every partition of ours has carried it
+        # (merged across partitions, a marker read on one partition could release records whose
+        # data on another partition was not read yet: they would then come late). Marks handed
+        # on in memory count on a partition once its handover marker has been read.
+        self.marks: dict[int, dict[str, int]] = {}
+        self.local_marks: dict[str, int] = {}
+        self.expected: set[str] = set()
+        self.partitions: list[int] = []  # assigned to this worker
+        self.lock = asyncio.Lock()
+        self.stopping = asyncio.Event()
+        self.dirty = False  # released something since the last commit
+        self.consumer: AIOKafkaConsumer | None = None
+        self.lag = LagGauge()
+
+    async def run(self) -> None:
+        lanes, cfg = self.lanes, self.lanes.cfg
+        await lanes._wait_reference()
+        if self.stage == "entity":
+            assert lanes.producer is not None
+            self.expected = {f"{t}/{p}" for t in HIGH_VOLUME
+                             for p in sorted(await lanes.producer.partitions_for(t))}
+        else:
+            self.expected = {f"entity/{p}" for p in lanes._partitions[ENTITY_EVENTS]}
+        consumer = self.consumer = AIOKafkaConsumer(group_id=f"{cfg.group}-{self.stage}",
+                                                    **consumer_kwargs(cfg))
+        consumer.subscribe([self.topic], listener=_Rebalance(self))
+        await consumer.start()
+        committed_at = time.monotonic()
+        try:
+            while not self.stopping.is_set():
+                batches = await consumer.getmany(timeout_ms=cfg.poll_ms, max_records=cfg.batch)
+                started = time.perf_counter()
+                async with self.lock:
+                    now = time.monotonic()
+                    for tp, msgs in batches.items():
+                        await self._read(tp, msgs, now)
+                    if not batches:
+                        self.lag.caught_up()
+                    if self.stage == "decide":
+                        lanes.refresh_decisions()  # also while idle: a new rule set shows at once
+                    released = await self._release(now)
+                if self.downstream is not None:
+                    await self.downstream.hand_over()
+                if self.dirty and (not batches or time.monotonic() - committed_at >= cfg.commit_every_s):
+                    await self.commit()
+                    committed_at = time.monotonic()
+                if batches or released:
+                    metrics.BATCH_SECONDS.labels(self.stage).observe(time.perf_counter() - started)
+                self.lag.publish()
+            async with self.lock:
+                await self._drain()
+            await self.commit()
+        finally:
+            await consumer.stop()
+
+    async def _read(self, tp: TopicPartition, msgs: list[Any], now: float) -> None:
+        for m in msgs:
+            try:
+                envelopes, wm, handover = stage_message(m.value)
+            except ValueError as e:
+                await self.lanes._stage_dead_letter(self.topic, m.value, f"not a stage message: {e}")
+                continue
+            for env in envelopes:
+                try:
+                    ev = StageEvent.from_envelope(env)
+                except (KeyError, IndexError, TypeError, ValueError) as e:
+                    await self.lanes._stage_dead_letter(
+                        self.topic, orjson.dumps(env), f"not a stage envelope: {e!r}")
+                    continue
+                ev.origin = (self.held, tp, m.offset)
+                self.held.hold(tp, m.offset)
+                self.buffer.push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
+            if wm:  # after the data: the marks vouch for it too
+                _merge(self.marks.setdefault(tp.partition, {}), wm)
+            if handover is not None and self.link.handed_over(tp.partition, handover):
+                # Everything our upstream sent here through the broker is read now.
+                _merge(self.marks.setdefault(tp.partition, {}), self.local_marks)
+                log.info("%s/%d: events from this worker now come in memory", self.topic, tp.partition)
+        self.consumed[tp] = msgs[-1].offset + 1
+        self.lag.update(self.consumer, tp, self.consumed[tp])  # type: ignore[arg-type]
+
+    async def receive(self, events: list[StageEvent], marks: dict[str, int] | None) -> None:
+        """What this worker's upstream lane hands on in memory (their origins held upstream), and
+        the marks that vouch for it."""
+        started = time.perf_counter()
+        async with self.lock:
+            now = time.monotonic()
+            push = self.buffer.push
+            for ev in events:
+                push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
+            if marks:
+                _merge(self.local_marks, marks)
+                for p in self.link.valid:
+                    _merge(self.marks.setdefault(p, {}), marks)
+            released = await self._release(now)
+        if events or released:
+            metrics.BATCH_SECONDS.labels(self.stage).observe(time.perf_counter() - started)
+
+    async def _release(self, now: float) -> int:
+        """Step what the watermark releases, in chunks; then pass the watermark on. (Holds the
+        lock.)"""
+        buffer, stage = self.buffer, self.stage
+        watermark = _watermark(self.marks, self.partitions, self.expected)
+        if watermark is not None:
+            buffer.advance(watermark)
+            metrics.WATERMARK.labels(stage).set(buffer.watermark / 1000)
+        ready = buffer.pop_ready(now)
+        # Once what is ready is sent on, everything up to our watermark has been: the last
+        # chunk's messages say so, per partition of ours.
+        out_marks = ({f"entity/{p}": buffer.watermark for p in self.partitions}
+                     if self.downstream is not None and buffer.watermark > -(2**61) else None)
+        for i in range(0, len(ready), STEP_CHUNK):
+            # In chunks, yielding between them: a watermark that frees a whole backlog must not
+            # stall the other lanes of this event loop.
+            chunk = ready[i:i + STEP_CHUNK]
+            await self.step(chunk, out_marks if i + STEP_CHUNK >= len(ready) else None)
+            _release(chunk)  # after the step: what it handed on in memory is held by now
+            metrics.STAGE_EVENTS.labels(stage).inc(len(chunk))
+            await asyncio.sleep(0)
+        if stage == "decide":
+            await self.lanes._fire_timers()
+        if self.downstream is not None and out_marks:
+            # Partitions that got no data now: a marker (behind that data, by the same producer).
+            await self.downstream.send(out_marks)
+        if ready:
+            self.dirty = True
+        return len(ready)
+
+    async def _drain(self) -> None:
+        """Decide everything held (before partitions move to another worker, or at the end)."""
+        drained = self.buffer.drain()
+        for i in range(0, len(drained), STEP_CHUNK):
+            chunk = drained[i:i + STEP_CHUNK]
+            await self.step(chunk, None)
+            _release(chunk)
+        metrics.STAGE_EVENTS.labels(self.stage).inc(len(drained))
+        self.dirty = self.dirty or bool(drained)
+
+    async def commit(self) -> None:
+        """Commit up to the first message whose events still wait in this worker, per partition,
+        so a worker killed with records in its buffers re-reads them after a restart; and only
+        once everything sent so far is acknowledged."""
+        consumer = self.consumer
+        if consumer is None:
+            return
+        assigned = consumer.assignment()
+        offsets = {}
+        for tp, nxt in self.consumed.items():
+            if tp in assigned:
+                first = self.held.first(tp)
+                offsets[tp] = nxt if first is None else first
+        self.dirty = False
+        await self.lanes.unacked.wait()
+        if offsets:
+            await consumer.commit(offsets)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """An ordered lane's partitions move: decide what is buffered first, and tell the lanes
+    that hand on in memory, both upstream (to this stage) and downstream (from it)."""
+
+    def __init__(self, lane: OrderedLane):
+        self.lane = lane
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        lane = self.lane
+        lane.link.assigned(())  # from now on the upstream sends through the broker
+        lane.partitions = []
+        if lane.downstream is not None:
+            lane.downstream.link.reset()
+        async with lane.lock:
+            await lane._drain()
+        if revoked:
+            await lane.commit()
+        for tp in revoked:
+            lane.consumed.pop(tp, None)
+            lane.held.forget(tp)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        lane = self.lane
+        lane.partitions = sorted(tp.partition for tp in assigned)
+        lane.link.assigned(lane.partitions)
+        if lane.downstream is not None:
+            lane.downstream.link.reset()
+
+
+class LocalLink:
+    """Stage events that stay in this worker: from an upstream lane to the partitions its next
+    stage holds here, in memory instead of through the broker (with one worker, both internal
+    hops and their serialisation; with N, about 1/N of them).
+
+    Data may go in memory as soon as the partition is held here (the event-time buffer orders
+    it). Marks are the subtle part: they vouch for everything a source sent before them, and
+    what this worker sent to the partition through the broker earlier may still be unread. So
+    the upstream first sends a *handover* marker there through the broker, and marks handed on
+    in memory count for the partition only once it has been read back. A new handover follows
+    every change of either side's partitions (the upstream's sources may then have data of a
+    former owner on the broker).
+
+    >>> link = LocalLink("entity", "w1")
+    >>> link.assigned([0, 3]); sorted(link.to_hand_over), link.valid
+    ([0, 3], set())
+    >>> token = link.token; link.to_hand_over.clear()
+    >>> link.handed_over(3, token), link.handed_over(0, "w2/1"), link.valid
+    (True, False, {3})
+    >>> link.reset(); link.handed_over(0, token), sorted(link.to_hand_over)
+    (False, [0, 3])
+    """
+
+    def __init__(self, stage: str, worker_id: str):
+        self.stage = stage  # the stage it hands on to
+        self.worker_id = worker_id
+        self.generation = 0
+        self.owned: set[int] = set()  # partitions the downstream lane holds now
+        self.to_hand_over: set[int] = set()  # held, handover marker not sent yet
+        self.valid: set[int] = set()  # handover read back: marks in memory count there
+        self.downstream: OrderedLane | None = None
+
+    @property
+    def token(self) -> str:
+        return f"{self.worker_id}/{self.generation}"
+
+    def assigned(self, partitions: Iterable[int]) -> None:
+        self.generation += 1
+        self.owned = set(partitions)
+        self.to_hand_over = set(self.owned)
+        self.valid = set()
+        metrics.STAGE_PARTITIONS_IN_MEMORY.labels(self.stage).set(0)
+
+    def reset(self) -> None:
+        self.assigned(self.owned)
+
+    def handed_over(self, partition: int, token: str) -> bool:
+        """A handover marker was read on ``partition``: True when it is this link's latest."""
+        if token != self.token or partition not in self.owned:
+            return False
+        self.valid.add(partition)
+        metrics.STAGE_PARTITIONS_IN_MEMORY.labels(self.stage).set(len(self.valid))
+        return True
+
+
 class Unacked:
-    """Sends the broker has not acknowledged yet: a lane waits for them before it commits."""
+    """Sends the broker has not acknowledged yet. A lane awaits them before it commits; several
+    lanes may wait at once, and each waits for every send made before it began."""
 
     def __init__(self) -> None:
         self._futures: list[Awaitable[Any]] = []
@@ -582,14 +787,17 @@ class Unacked:
 
     async def wait(self) -> None:
         if self._futures:
-            futures, self._futures = self._futures, []
-            await asyncio.gather(*futures)
+            await asyncio.gather(*self._futures)
+            # (others may have been added meanwhile: they stay until acknowledged)
+            self._futures = [f for f in self._futures if not f.done()]  # type: ignore[attr-defined]
 
 
 class HeldOffsets:
-    """The input messages whose events still wait in a stage's event-time buffer, per partition:
-    a commit may go no further than the first of them. O(1) a message, where scanning the buffer
-    at every commit cost 14% of a worker with a backlog held.
+    """The input messages whose events still wait in a stage's event-time buffer (of any stage
+    of this worker they were handed on to in memory), per partition: a commit may go no further
+    than the first of them. O(1) a message, where scanning the buffer at every commit cost 14%
+    of a worker with a backlog held. A message is held again before it is released when its
+    events go on in memory, so its first hold comes in offset order.
 
     >>> held = HeldOffsets()
     >>> for off in (5, 5, 6, 7):
@@ -603,10 +811,10 @@ class HeldOffsets:
     """
 
     def __init__(self) -> None:
-        self._count: dict[tuple[int, int], int] = {}
-        self._order: dict[int, deque[int]] = {}
+        self._count: dict[tuple[Hashable, int], int] = {}
+        self._order: dict[Hashable, deque[int]] = {}
 
-    def hold(self, partition: int, offset: int) -> None:
+    def hold(self, partition: Hashable, offset: int) -> None:
         key = (partition, offset)
         n = self._count.get(key)
         if n is None:
@@ -615,7 +823,7 @@ class HeldOffsets:
         else:
             self._count[key] = n + 1
 
-    def release(self, partition: int, offset: int) -> None:
+    def release(self, partition: Hashable, offset: int) -> None:
         key = (partition, offset)
         n = self._count.get(key, 0) - 1
         if n > 0:
@@ -623,13 +831,13 @@ class HeldOffsets:
         else:
             self._count.pop(key, None)
 
-    def first(self, partition: int) -> int | None:
+    def first(self, partition: Hashable) -> int | None:
         order = self._order.get(partition)
         while order and (partition, order[0]) not in self._count:
             order.popleft()
         return order[0] if order else None
 
-    def forget(self, partition: int) -> None:
+    def forget(self, partition: Hashable) -> None:
         for off in self._order.pop(partition, ()):
             self._count.pop((partition, off), None)
 
@@ -638,63 +846,92 @@ class Markers:
     """Watermark marks for every partition of a stage topic. A partition that data went to
     carried them in its last message (``carried``); the others get a marker of their own, when
     the marks moved, at most every ``marker_every_s``. Sent after the data they cover, by the
-    same producer, so in order."""
+    same producer, so in order. Partitions this worker's next stage holds get them in memory
+    (``hand_on``) once their handover is through (``LocalLink``)."""
 
-    def __init__(self, lanes: Lanes, topic: str):
-        self.lanes, self.topic = lanes, topic
+    def __init__(self, lanes: Lanes, topic: str, link: LocalLink):
+        self.lanes, self.topic, self.link = lanes, topic, link
         self.last: dict[int, dict[str, int]] = {}
         self.sent_at: dict[int, float] = {}
+        self.local: dict[str, int] | None = None  # the marks last handed on in memory
 
     def carried(self, partitions: Iterable[int], marks: dict[str, int]) -> None:
         now = time.monotonic()
         for p in partitions:
             self.last[p], self.sent_at[p] = marks, now
 
-    async def send(self, marks: dict[str, int], wait: bool = True) -> list[Awaitable[Any]]:
-        """Markers where the marks moved; with ``wait=False`` return the acknowledgements for
-        the caller to await (before it commits) instead of waiting here."""
+    async def send(self, marks: dict[str, int]) -> None:
+        """Markers where the marks moved (the commit awaits their acknowledgements)."""
+        await self.hand_over()
         if not marks:
-            return []
+            return
         now, every = time.monotonic(), self.lanes.cfg.marker_every_s
         producer = self.lanes.producer
         assert producer is not None
         body = None
-        futs = []
+        link = self.link
         for p in self.lanes._partitions[self.topic]:
-            if self.last.get(p) == marks or now - self.sent_at.get(p, 0.0) < every:
+            if p in link.valid or self.last.get(p) == marks or now - self.sent_at.get(p, 0.0) < every:
                 continue
             body = body or orjson.dumps({"wm": marks})
-            futs.append(await producer.send(self.topic, body, partition=p))
+            self.lanes.unacked.extend([await producer.send(self.topic, body, partition=p)])
             self.last[p], self.sent_at[p] = marks, now
-        if wait:
-            await asyncio.gather(*futs)
-            return []
-        return futs
+        if link.owned and marks != self.local:
+            await self.hand_on([], marks)
+
+    async def hand_over(self) -> None:
+        """A handover marker to each partition newly held by the next stage here."""
+        link = self.link
+        if not link.to_hand_over:
+            return
+        producer = self.lanes.producer
+        assert producer is not None
+        body = orjson.dumps({"wm": {}, "handover": link.token})
+        for p in sorted(link.to_hand_over):
+            self.lanes.unacked.extend([await producer.send(self.topic, body, partition=p)])
+        link.to_hand_over.clear()
+
+    async def hand_on(self, events: list[StageEvent], marks: dict[str, int] | None) -> None:
+        """Events and marks to the next stage of this worker, in memory."""
+        if marks:
+            self.local = marks
+        assert self.link.downstream is not None
+        await self.link.downstream.receive(events, marks)
 
 
-def stage_message(raw: bytes) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
-    """(envelopes, marks) of a message on a stage topic: an array of envelopes; or marks with
-    the array they follow (``ev``) or alone (a marker); or one envelope (from a Faust agent).
+def stage_message(raw: bytes) -> tuple[list[dict[str, Any]], dict[str, int] | None, str | None]:
+    """(envelopes, marks, handover) of a message on a stage topic: an array of envelopes; or
+    marks with the array they follow (``ev``) or alone (a marker, perhaps a worker's handover
+    marker, ``LocalLink``); or one envelope (from a Faust agent).
 
     >>> stage_message(b'{"wm": {"calls/0": 5}, "ev": [{"key": "a"}]}')
-    ([{'key': 'a'}], {'calls/0': 5})
+    ([{'key': 'a'}], {'calls/0': 5}, None)
     >>> stage_message(b'{"wm": {"calls/0": 5}}'), stage_message(b'[{"key": "a"}]')
-    (([], {'calls/0': 5}), ([{'key': 'a'}], None))
-    >>> stage_message(b'{"key": "a"}')
-    ([{'key': 'a'}], None)
+    (([], {'calls/0': 5}, None), ([{'key': 'a'}], None, None))
+    >>> stage_message(b'{"wm": {}, "handover": "w1/3"}'), stage_message(b'{"key": "a"}')
+    (([], {}, 'w1/3'), ([{'key': 'a'}], None, None))
     """
     body = orjson.loads(raw)  # (its JSONDecodeError is a ValueError)
     if isinstance(body, list):
-        return body, None
+        return body, None, None
     if not isinstance(body, dict):
         raise ValueError("neither an array of envelopes nor an object")
     if "wm" not in body:
-        return [body], None
-    marks, envelopes = body["wm"], body.get("ev", [])
+        return [body], None, None
+    marks, envelopes, handover = body["wm"], body.get("ev", []), body.get("handover")
     if not isinstance(envelopes, list) or not isinstance(marks, dict) or not all(
             isinstance(t, int) for t in marks.values()):
         raise ValueError("marks must map sources to integer times, and ev be an array")
-    return envelopes, marks
+    if handover is not None and not isinstance(handover, str):
+        raise ValueError("a handover must be a string")
+    return envelopes, marks, handover
+
+
+def _merge(into: dict[str, int], marks: dict[str, int]) -> None:
+    """Marks only move forward."""
+    for src, t in marks.items():
+        if t > into.get(src, t - 1):
+            into[src] = t
 
 
 def _watermark(marks: dict[int, dict[str, int]], partitions: list[int],
@@ -727,10 +964,12 @@ def _task_acknowledged(action: str, arrived: float, fut: asyncio.Future[Any]) ->
         metrics.EVENT_TO_TASK.observe(max(time.time() - arrived, 0.0))
 
 
-def _release(held: HeldOffsets, events: list[StageEvent]) -> None:
+def _release(events: list[StageEvent]) -> None:
+    """These events are done with: their messages may be committed (``HeldOffsets``)."""
     for ev in events:
-        if ev.origin is not None:
-            held.release(*ev.origin)
+        origin = ev.origin
+        if origin is not None:
+            origin[0].release(origin[1], origin[2])
 
 
 @functools.lru_cache(maxsize=1 << 18)

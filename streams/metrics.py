@@ -30,6 +30,11 @@ STAGE_EVENTS = Counter(
     "zt_stage_events_total",
     "Events released from an event-time buffer and processed, by stage (entity, decide).",
     ["stage"])
+STAGE_PARTITIONS_IN_MEMORY = Gauge(
+    "zt_stage_partitions_in_memory",
+    "Partitions of a stage's topic held by this worker whose events from this worker come in "
+    "memory, not through the broker (their handover read back), by stage (entity, decide).",
+    ["stage"])
 TASKS_EMITTED = Counter(
     "zt_tasks_emitted_total", "Warning tasks sent to warning-tasks, by action.", ["action"])
 TASKS_INVALID = Counter(
@@ -115,6 +120,7 @@ for _stage in ("ingest", "entity", "decide"):
     BATCH_SECONDS.labels(_stage)
 for _stage in ("entity", "decide"):
     STAGE_EVENTS.labels(_stage)
+    STAGE_PARTITIONS_IN_MEMORY.labels(_stage)
 for _window in ("24h", "72h"):
     ZERO_JUDGED.labels(_window)
     ZERO_KEPT.labels(_window)

@@ -154,3 +154,89 @@ def test_a_worker_killed_mid_stream_loses_no_task(worker_factory, fresh_topics, 
             break
         time.sleep(1)
     assert expected - seen == set(), f"lost {len(expected - seen)} of {len(expected)} tasks"
+
+
+def _settled(workers, partitions: int = 8, timeout: float = 60.0) -> None:
+    """Wait until every stage partition is held by one of ``workers`` and takes that worker's
+    events in memory (each worker holding some: the group's rebalances are over)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        held = {s: [w.metric("zt_stage_partitions_in_memory", stage=s) for w in workers]
+                for s in ("entity", "decide")}
+        if all(sum(v) == partitions and min(v) > 0 for v in held.values()):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"stage partitions in memory: {held}")
+        time.sleep(0.2)
+
+
+def _stage_arrays(bootstrap: str) -> int:
+    """Stage events that went through the broker (arrays of envelopes) on the internal topics."""
+    from streams.lanes import stage_message
+    from streams.topics import ENTITY_EVENTS, PERSON_EVENTS
+
+    return sum(len(stage_message(m.value)[0]) for topic in (ENTITY_EVENTS, PERSON_EVENTS)
+               for m in feed.read_messages(bootstrap, topic, timeout_s=10, idle_s=1))
+
+
+def _bench_city(tmp_path: Path, records: int) -> tuple[list, list, list[bytes]]:
+    """A small bench city's reference and traffic records, and the task lines replay gives for
+    them (city rules)."""
+    from streams.bench import BenchCity
+
+    city = BenchCity(persons=2000, listed=100)
+    reference, traffic = list(city.reference()), list(city.traffic(records))
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(orjson.dumps({"topic": t, "value": v}) + b"\n"
+                                for t, v in reference + traffic))
+    replay(events, tmp_path / "replay.jsonl", ruleset=load_rules("default"))
+    return reference, traffic, sorted((tmp_path / "replay.jsonl").read_bytes().splitlines())
+
+
+def _feed_city(bootstrap: str, workers, reference: list, traffic: list) -> None:
+    """The reference first, loaded by every worker, then the traffic (the global tables are
+    read beside the stages, not ordered with them in event time)."""
+    feed.produce(bootstrap, reference)
+    for w in workers:
+        w.wait_metric("zt_reference_entries", 100, table="watchlist")
+        w.wait_metric("zt_reference_entries", 2000, table="registry")
+    feed.produce(bootstrap, traffic)
+
+
+def test_one_worker_keeps_its_stage_events_in_memory(worker_factory, fresh_topics, tmp_path: Path):
+    """One worker holds every stage partition: after the handover no stage event crosses the
+    broker, and it still decides exactly as replay does."""
+    reference, traffic, expected = _bench_city(tmp_path, 5000)
+    w = worker_factory()
+    w.wait_ready()
+    _settled([w])
+    _feed_city(fresh_topics.bootstrap, [w], reference, traffic)
+    got = [m.value for m in feed.read_messages(fresh_topics.bootstrap, "warning-tasks",
+                                                until=len(expected), timeout_s=60)]
+    assert sorted(got) == expected
+    assert w.metric("zt_stage_events_total", stage="decide") > 5000
+    assert _stage_arrays(fresh_topics.bootstrap) == 0
+    assert w.metric("zt_records_late_total") == 0
+
+
+def test_two_workers_decide_as_replay_with_events_in_memory_and_through_the_broker(
+        worker_factory, fresh_topics, tmp_path: Path):
+    """Two workers in one group: each hands the events of its own partitions on in memory and
+    the others through the broker; the watermarks still order everything as replay does (not
+    one record late) and the tasks are replay's, byte for byte."""
+    reference, traffic, expected = _bench_city(tmp_path, 20_000)
+    assert len(expected) > 300
+    a, b = worker_factory(), worker_factory()
+    a.wait_ready(timeout=60)
+    b.wait_ready(timeout=60)
+    _settled([a, b])
+    time.sleep(2)  # a last rebalance of a group would show in the gauges again
+    _settled([a, b])
+    _feed_city(fresh_topics.bootstrap, [a, b], reference, traffic)
+    got = [m.value for m in feed.read_messages(fresh_topics.bootstrap, "warning-tasks",
+                                                until=len(expected), timeout_s=90)]
+    assert sorted(got) == expected
+    for w in (a, b):
+        assert w.metric("zt_stage_events_total", stage="decide") > 0
+        assert w.metric("zt_records_late_total") == 0
+    assert _stage_arrays(fresh_topics.bootstrap) > 0  # the other worker's share went by broker
