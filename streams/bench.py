@@ -365,6 +365,9 @@ def _latency_phase(bootstrap: str, city: BenchCity, worker: Workers, start: int,
     time.sleep(max(base_ms / 1000 - time.time(), 0.0))
     t0 = time.perf_counter()
     sent_at, behind, offered_s = asyncio.run(_offer(bootstrap, messages, rate, total))
+    # The worker's histogram as the feed ends: the last records of the tail then wait for the
+    # idle flush (1 s), which is how a stream that stops ends, not live latency.
+    hist = _histogram(worker, minus=hist_before)
     want = sum(1 for k in range(start, start + total) if k % 5 != 4 and k % TRIGGER_EVERY == 0)
     # (scraped 4 times a second: every scrape costs the worker's event loop a few milliseconds)
     _wait_until(lambda: worker.metric("zt_tasks_emitted_total") >= before_tasks + want, 120,
@@ -377,7 +380,6 @@ def _latency_phase(bootstrap: str, city: BenchCity, worker: Workers, start: int,
         if sent is not None:
             lat.append(m.timestamp - sent)
     arr = np.array(lat, dtype=float)
-    hist = _histogram(worker, minus=hist_before)
     return {
         "offered_rate": rate, "records": total, "offer_seconds": round(offered_s, 2),
         # how far the generator fell behind its schedule (it shares the machine)
