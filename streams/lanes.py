@@ -65,9 +65,11 @@ class LaneConfig:
     poll_ms: int = 20
     marker_every_s: float = 0.05  # how often a stage tells the next how far it has come
     idle_flush_s: float = 1.0  # inputs read to their end this long: release what was sent
-    # An input partition read to its end counts as idle (its mark then follows the others') only
-    # after this long without data: a partition that merely caught up with a busy feed is not
-    # idle, and marking it so made its next records late (seen with two workers on a bulk feed).
+    # An input partition read to its end counts as idle (its mark then follows the newest
+    # partition's) at once when it is within half the lateness of that partition in event time
+    # (a live feed between two of its batches), else only after this long without data: a
+    # partition that merely caught up with a bulk feed far behind the others is not idle, and
+    # marking it so made its next records late (seen with two workers on a bulk feed).
     idle_partition_s: float = 0.25
     # Offsets are committed this often, not every batch: a commit waits for every send before
     # it, and a lane that waits cannot fetch. (A restart re-reads at most this much, at least once.)
@@ -390,12 +392,14 @@ class Lanes:
                                 consumed: dict[TopicPartition, int],
                                 last_data: dict[TopicPartition, float]) -> dict[str, int]:
         """How far each input partition of this worker has come: its newest event time minus
-        the lateness, or, once it is idle (read to its end and no data for
-        ``idle_partition_s``), the newest time of any of them (an idle partition must not hold
-        the others back; a record it gets later than that is late)."""
+        the lateness, or, once it is idle, the newest time of any of them minus the lateness (an
+        idle partition must not hold the others back; a record it gets later than that is late).
+        Idle: read to its end, and within half the lateness of the newest partition or without
+        data for ``idle_partition_s`` (``LaneConfig``)."""
         if not newest_ms:
             return {}
         lateness, top = self.cfg.core.lateness_ms, max(newest_ms.values())
+        near = top - lateness // 2
         quiet_since = time.monotonic() - self.cfg.idle_partition_s
         out = {}
         for tp in consumer.assignment():
@@ -407,7 +411,7 @@ class Lanes:
                 except Exception:  # no position yet (rebalance): say nothing for it this time
                     continue
             idle = (high is not None and nxt is not None and nxt >= high
-                    and last_data.get(tp, 0.0) <= quiet_since)
+                    and (newest_ms.get(tp, near - 1) >= near or last_data.get(tp, 0.0) <= quiet_since))
             seen = top if idle else newest_ms.get(tp)
             if seen is not None:
                 out[f"{tp.topic}/{tp.partition}"] = seen - lateness
