@@ -85,7 +85,7 @@ async def case_reports(stream: faust.StreamT[bytes]) -> None:
         value = await _checked("case-reports", raw)
         if value is not None:
             for ev in lanes().router.route("case-reports", value)[1]:
-                await person_events_topic.send(key=ev.key.encode(), value=_envelope(ev))
+                await _to_person_stage(ev)
 
 
 @app.agent(task_outcomes_topic)
@@ -99,11 +99,15 @@ async def task_outcomes(stream: faust.StreamT[bytes]) -> None:
         if not routed:
             metrics.RECORDS_UNROUTED.labels("task-outcomes").inc()
         for ev in routed:
-            await person_events_topic.send(key=ev.key.encode(), value=_envelope(ev))
+            await _to_person_stage(ev)
 
 
-def _envelope(ev: StageEvent) -> bytes:
-    return orjson.dumps(ev.envelope())
+async def _to_person_stage(ev: StageEvent) -> None:
+    """One person event, on the partition the lanes send that person's events to."""
+    await lanes().started.wait()  # (they know the partitions)
+    await person_events_topic.send(
+        key=ev.key.encode(), value=orjson.dumps(ev.envelope()),
+        partition=lanes().partition_of(PERSON_EVENTS, ev.key))
 
 
 _lanes: Lanes | None = None
