@@ -145,6 +145,9 @@ class Lanes:
         self.entities.buffer.external = True
         self.decider.buffer.external = True
         self.reference_ready = asyncio.Event()
+        # How far in event time the global tables are read, when they are behind (None: read to
+        # their end). The ordered stages wait for it: a side input, in event time.
+        self.reference_mark: int | None = None
         self.started = asyncio.Event()  # the producer is up and the stage topics' partitions known
         self.rules = _rules_watcher(cfg.rules)
         self.models = _model_watcher(cfg.models)
@@ -200,8 +203,7 @@ class Lanes:
     # --- the global tables -------------------------------------------------------------------
 
     async def _reference_lane(self) -> None:
-        consumer = AIOKafkaConsumer(**{**consumer_kwargs(self.cfg), "group_id": None,
-                                       "fetch_max_wait_ms": 200})
+        consumer = AIOKafkaConsumer(**{**consumer_kwargs(self.cfg), "group_id": None})
         await consumer.start()
         try:
             # warning-tasks too: an outcome must find the person of a task any worker sent
@@ -209,8 +211,11 @@ class Lanes:
                    for p in sorted(consumer.partitions_for_topic(t) or {0})]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
+            newest: dict[TopicPartition, int] = {}  # newest event time read, per partition
+            consumed: dict[TopicPartition, int] = {}
             while not self._stopping.is_set():
-                batches = await consumer.getmany(timeout_ms=300, max_records=self.cfg.batch)
+                batches = await consumer.getmany(timeout_ms=self.cfg.poll_ms,
+                                                 max_records=self.cfg.batch)
                 for tp, msgs in batches.items():
                     for m in msgs:
                         if tp.topic == "warning-tasks":
@@ -222,6 +227,12 @@ class Lanes:
                         checked = contract.check(tp.topic, m.value)
                         if checked.ok:  # the group agents dead-letter and count bad ones once
                             self.reference.apply(tp.topic, checked.value)
+                            t = to_ms(checked.value["event_time"])
+                            newest[tp] = max(newest.get(tp, t), t)
+                    consumed[tp] = msgs[-1].offset + 1
+                self.reference_mark = _side_input_mark(
+                    consumer, [tp for tp in tps if tp.topic != "warning-tasks"], newest, consumed,
+                    self.cfg.core.lateness_ms)
                 if not batches and not self.reference_ready.is_set():
                     # An empty fetch at or past the end offsets means we have it all. (Tansu's
                     # end offsets can be too low, never too high, so they are only a floor.)
@@ -639,6 +650,9 @@ class OrderedLane:
         lock.)"""
         buffer, stage = self.buffer, self.stage
         watermark = _watermark(self.marks, self.partitions, self.expected)
+        side = self.lanes.reference_mark
+        if watermark is not None and side is not None and side < watermark:
+            watermark = side  # the registry or a watch list is not read that far yet
         if watermark is not None:
             buffer.advance(watermark)
             metrics.WATERMARK.labels(stage).set(buffer.watermark / 1000)
@@ -937,6 +951,23 @@ def _merge(into: dict[str, int], marks: dict[str, int]) -> None:
     for src, t in marks.items():
         if t > into.get(src, t - 1):
             into[src] = t
+
+
+def _side_input_mark(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
+                     newest: dict[TopicPartition, int], consumed: dict[TopicPartition, int],
+                     lateness_ms: int) -> int | None:
+    """How far a side input (the registry, the watch lists) is read in event time: None when
+    every partition is read to its end (as of the last fetch), else the newest event time read
+    on a partition still behind, minus the lateness (its records may be that much out of order).
+    """
+    low: int | None = None
+    for tp in tps:
+        high, nxt = consumer.highwater(tp), consumed.get(tp, 0)
+        if high is not None and nxt >= high:
+            continue
+        mark = newest.get(tp, -(2**62)) - lateness_ms
+        low = mark if low is None else min(low, mark)
+    return low
 
 
 def _watermark(marks: dict[int, dict[str, int]], partitions: list[int],

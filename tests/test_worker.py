@@ -240,3 +240,19 @@ def test_two_workers_decide_as_replay_with_events_in_memory_and_through_the_brok
         assert w.metric("zt_stage_events_total", stage="decide") > 0
         assert w.metric("zt_records_late_total") == 0
     assert _stage_arrays(fresh_topics.bootstrap) > 0  # the other worker's share went by broker
+
+
+def test_reference_fed_with_the_traffic_is_read_before_the_traffic_is_decided(
+        worker_factory, fresh_topics, tmp_path: Path):
+    """The registry and the watch lists are read beside the stages, so a stage waits for them
+    in event time (a side input): a city's reference produced together with its traffic gives
+    replay's tasks, not decisions taken against a half-read registry."""
+    reference, traffic, expected = _bench_city(tmp_path, 5000)
+    w = worker_factory()
+    w.wait_ready()
+    _settled([w])
+    feed.produce(fresh_topics.bootstrap, reference + traffic)
+    got = [m.value for m in feed.read_messages(fresh_topics.bootstrap, "warning-tasks",
+                                                until=len(expected), timeout_s=60)]
+    assert sorted(got) == expected
+    assert w.metric("zt_records_unrouted_total") == 0
