@@ -148,6 +148,13 @@ class Lanes:
         # How far in event time the global tables are read, when they are behind (None: read to
         # their end). The ordered stages wait for it: a side input, in event time.
         self.reference_mark: int | None = None
+        # "Read to its end" is only as fresh as the fetch that said so: a registry record written
+        # just before a call may not be fetched yet when the call is. So the reference lane asks
+        # the broker's end offsets once a stage has taken an event that arrived after its last
+        # look, and the stages release nothing that arrived after the latest look that found
+        # the global tables read to their end (wall times; ``OrderedLane._release``).
+        self.reference_checked = 0.0
+        self.newest_arrival = 0.0  # the latest arrival at ingest of an event a stage took
         self.started = asyncio.Event()  # the producer is up and the stage topics' partitions known
         self.rules = _rules_watcher(cfg.rules)
         self.models = _model_watcher(cfg.models)
@@ -209,6 +216,7 @@ class Lanes:
             # warning-tasks too: an outcome must find the person of a task any worker sent
             tps = [TopicPartition(t, p) for t in ("registry", "watchlist", "warning-tasks")
                    for p in sorted(consumer.partitions_for_topic(t) or {0})]
+            side = [tp for tp in tps if tp.topic != "warning-tasks"]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             newest: dict[TopicPartition, int] = {}  # newest event time read, per partition
@@ -230,17 +238,20 @@ class Lanes:
                             t = to_ms(checked.value["event_time"])
                             newest[tp] = max(newest.get(tp, t), t)
                     consumed[tp] = msgs[-1].offset + 1
-                self.reference_mark = _side_input_mark(
-                    consumer, [tp for tp in tps if tp.topic != "warning-tasks"], newest, consumed,
-                    self.cfg.core.lateness_ms)
+                self.reference_mark = _side_input_mark(consumer, side, newest, consumed,
+                                                       self.cfg.core.lateness_ms)
                 if not batches and not self.reference_ready.is_set():
-                    # An empty fetch at or past the end offsets means we have it all. (Tansu's
-                    # end offsets can be too low, never too high, so they are only a floor.)
-                    ends = await consumer.end_offsets(tps)
-                    if all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+                    # An empty fetch at or past the end offsets means we have it all.
+                    asked = time.time()
+                    if await _read_to_end(consumer, tps):
+                        self.reference_checked = asked
                         self.reference_ready.set()
                         log.info("global tables loaded: %d persons, %d watch-list values",
                                  len(self.reference.persons), len(self.reference.watch))
+                elif self.reference_mark is None and self.newest_arrival > self.reference_checked:
+                    asked = time.time()
+                    if await _read_to_end(consumer, side):
+                        self.reference_checked = asked
                 metrics.REFERENCE_ENTRIES.labels("registry").set(len(self.reference.persons))
                 metrics.REFERENCE_ENTRIES.labels("watchlist").set(len(self.reference.watch))
         finally:
@@ -560,6 +571,9 @@ class OrderedLane:
         self.dirty = False  # released something since the last commit
         self.consumer: AIOKafkaConsumer | None = None
         self.lag = LagGauge()
+        # (latest arrival, earliest key time) of each batch taken that arrived after the global
+        # tables were last seen read to their end: the watermark stays below them (a side input).
+        self.unconfirmed: list[tuple[float, int]] = []
 
     async def run(self) -> None:
         lanes, cfg = self.lanes, self.lanes.cfg
@@ -609,6 +623,7 @@ class OrderedLane:
             except ValueError as e:
                 await self.lanes._stage_dead_letter(self.topic, m.value, f"not a stage message: {e}")
                 continue
+            taken: list[StageEvent] = []
             for env in envelopes:
                 try:
                     ev = StageEvent.from_envelope(env)
@@ -619,6 +634,8 @@ class OrderedLane:
                 ev.origin = (self.held, tp, m.offset)
                 self.held.hold(tp, m.offset)
                 self.buffer.push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
+                taken.append(ev)
+            self._taken(taken)
             if wm:  # after the data: the marks vouch for it too
                 _merge(self.marks.setdefault(tp.partition, {}), wm)
             if handover is not None and self.link.handed_over(tp.partition, handover):
@@ -637,6 +654,7 @@ class OrderedLane:
             push = self.buffer.push
             for ev in events:
                 push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
+            self._taken(events)
             if marks:
                 _merge(self.local_marks, marks)
                 for p in self.link.valid:
@@ -653,6 +671,11 @@ class OrderedLane:
         side = self.lanes.reference_mark
         if watermark is not None and side is not None and side < watermark:
             watermark = side  # the registry or a watch list is not read that far yet
+        if self.unconfirmed:
+            checked = self.lanes.reference_checked
+            self.unconfirmed = [u for u in self.unconfirmed if u[0] > checked]
+            if watermark is not None and self.unconfirmed:
+                watermark = min(watermark, min(t for _, t in self.unconfirmed) - 1)
         if watermark is not None:
             buffer.advance(watermark)
             metrics.WATERMARK.labels(stage).set(buffer.watermark / 1000)
@@ -677,6 +700,14 @@ class OrderedLane:
         if ready:
             self.dirty = True
         return len(ready)
+
+    def _taken(self, events: list[StageEvent]) -> None:
+        """Note the arrival of a batch the global tables are not yet known to be read for."""
+        latest = max((ev.arrived for ev in events), default=0.0)
+        if latest > self.lanes.reference_checked:
+            self.unconfirmed.append((latest, min(ev.avail_ms for ev in events)))
+            if latest > self.lanes.newest_arrival:
+                self.lanes.newest_arrival = latest
 
     async def _drain(self) -> None:
         """Decide everything held (before partitions move to another worker, or at the end)."""
@@ -951,6 +982,14 @@ def _merge(into: dict[str, int], marks: dict[str, int]) -> None:
     for src, t in marks.items():
         if t > into.get(src, t - 1):
             into[src] = t
+
+
+async def _read_to_end(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> bool:
+    """Whether everything on ``tps`` is read, by the end offsets the broker gives now (a fresh
+    look, where the fetch's high-water marks may be a poll old). Tansu's end offsets can be too
+    low within a partition's last batch, never too high: a batch written since is always seen."""
+    ends = await consumer.end_offsets(tps)
+    return all([await consumer.position(tp) >= ends[tp] for tp in tps])
 
 
 def _side_input_mark(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
