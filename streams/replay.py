@@ -23,7 +23,7 @@ import orjson
 
 from streams import contract
 from streams.core import Core, CoreConfig, PersonSide, StageEvent
-from streams.heap import long_lived_heap
+from streams.heap import replay_heap
 from streams.ladder import LadderStats
 from streams.reference import Reference
 from streams.tasks import WarningTask, dumps
@@ -152,7 +152,7 @@ def replay(
     job = _Job(events, dead_letter, config, ruleset, scorer, batch)
     if jobs <= 1:
         front = _Part()
-        with long_lived_heap():
+        with replay_heap():
             core = job.core()
             job.read(core, front, progress)
             job.decided(core.person, front)
@@ -359,7 +359,7 @@ def _person_process(conn: Any, k: int, job: _Job) -> None:
     """A person process: the calls of the front, in order, on a real ``PersonSide``."""
     try:
         part = _Part()
-        with long_lived_heap():
+        with replay_heap():
             person = job.person_side()
             while True:
                 ops = marshal.loads(conn.recv_bytes())
@@ -400,7 +400,7 @@ def _run_pipeline(job: _Job, persons: int, progress: Callable[[int], None] | Non
             conns.append(ours)
             procs.append(proc)
         front = _Part()
-        with long_lived_heap():
+        with replay_heap():
             try:
                 job.read(job.core(person=PersonPipe(conns)), front, progress)
             except _PipeBroken:
