@@ -203,18 +203,20 @@ class EntityStage:
         return out
 
     def process(self, ev: StageEvent) -> list[StageEvent]:
-        if not self._seen.add(f"{ev.value['event_id']}/{ev.role}", ev.avail_ms):
+        v, role, t = ev.value, ev.role, ev.avail_ms
+        if not self._seen.add(f"{v['event_id']}/{role}", t):
             self.duplicates += 1
             return []
-        if ev.avail_ms >= self._swept_ms + SWEEP_MS:
-            self._sweep(ev.avail_ms)
-        v, ref = ev.value, self.reference
-        if ev.role == "line":
+        if t >= self._swept_ms + SWEEP_MS:
+            self._sweep(t)
+        ref = self.reference
+        if role == "line":
             line = self.lines.get(ev.key)
             if line is None:
                 line = self.lines[ev.key] = LineStats()
             answered = v["kind"] == "voice" and bool(v.get("answered"))
-            line.update(ev.avail_ms, v["callee"], answered, v["duration_s"])
+            duration_s = v["duration_s"]
+            line.update(t, v["callee"], answered, duration_s)
             out = []
             callee = ref.person_of_msisdn(v["callee"])
             caller = ref.person_of_msisdn(v["caller"])
@@ -222,30 +224,30 @@ class EntityStage:
             # to the caller only (a third of a carrier's records: a third fewer person events).
             if callee is not None and answered:
                 snap = None
-                if v["duration_s"] >= self.config.min_contact_s:  # a scoring point
-                    snap = line.get(ev.avail_ms)
+                if duration_s >= self.config.min_contact_s:  # a scoring point
+                    snap = line.get(t)
                     snap["line_registered"] = 1.0 if caller is not None else 0.0
                 out.append(ev.to(callee.person_id, "callee", snap))
             if caller is not None:
                 out.append(ev.to(caller.person_id, "caller"))
-            if callee is None and caller is None:
+            elif callee is None:
                 self.unrouted["calls"] = self.unrouted.get("calls", 0) + 1
             return out
         status = v["status"]
         acc = self.accounts.get(ev.key)
         if acc is None:
             acc = self.accounts[ev.key] = AccountStats()
-        if ev.role == "payee":
-            snap = acc.get(ev.avail_ms)  # before this transfer: what others' money did
+        if role == "payee":
+            snap = acc.get(t)  # before this transfer: what others' money did
             if status == "completed":
-                acc.money_in(ev.avail_ms, v["payer_account"], v["amount_fen"])
+                acc.money_in(t, v["payer_account"], v["amount_fen"])
             payer = ref.person_of_account(v["payer_account"])
             if payer is None:
                 self.unrouted["transactions"] = self.unrouted.get("transactions", 0) + 1
                 return []
             return [ev.to(payer.person_id, "payer", snap)]
         if status == "completed":  # role payer: money leaves this account
-            acc.money_out(ev.avail_ms, v["amount_fen"])
+            acc.money_out(t, v["amount_fen"])
         return []
 
     def _sweep(self, now_ms: int) -> None:

@@ -56,34 +56,45 @@ class LineStats:
 
     __slots__ = ("_answered", "_callees", "_calls", "_short", "last_ms")
 
+    CAP = 4096
+
     def __init__(self) -> None:
-        self._calls = _Window(DAY, 4096)  # (t, (callee, answered, short))
-        self._callees: Counter[str] = Counter()
+        # (t, callee, answered, short)
+        self._calls: deque[tuple[int, str, bool, bool]] = deque(maxlen=self.CAP)
+        self._callees: dict[str, int] = {}
         self._answered = 0
         self._short = 0
         self.last_ms = 0
 
     def _expire(self, now_ms: int) -> None:
+        # Also drops the oldest call of a full window, so the counts never miss one the deque
+        # would drop on its own.
         horizon = now_ms - DAY
-        items = self._calls._items
-        while items and (items[0][0] < horizon or len(items) == items.maxlen):
-            _, (callee, answered, short) = items.popleft()  # type: ignore[misc]
-            self._callees[callee] -= 1
-            if not self._callees[callee]:
-                del self._callees[callee]
+        items, callees = self._calls, self._callees
+        while items and (items[0][0] < horizon or len(items) == self.CAP):
+            _, callee, answered, short = items.popleft()
+            n = callees[callee] - 1
+            if n:
+                callees[callee] = n
+            else:
+                del callees[callee]
             self._answered -= answered
             self._short -= short
             if items and items[0][0] >= horizon:
                 break
 
     def update(self, t_ms: int, callee: str, answered: bool, duration_s: int) -> None:
-        self._expire(t_ms)
+        items = self._calls
+        if items and (items[0][0] < t_ms - DAY or len(items) == self.CAP):
+            self._expire(t_ms)
         short = answered and duration_s < 60
-        self._calls.add(t_ms, (callee, answered, short))
-        self._callees[callee] += 1
+        items.append((t_ms, callee, answered, short))
+        callees = self._callees
+        callees[callee] = callees.get(callee, 0) + 1
         self._answered += answered
         self._short += short
-        self.last_ms = max(self.last_ms, t_ms)
+        if t_ms > self.last_ms:
+            self.last_ms = t_ms
 
     def get(self, now_ms: int) -> dict[str, float]:
         self._expire(now_ms)
