@@ -377,25 +377,28 @@ class Decider:
         per point, then run the ladder in order (timers, decisions, transfers, outcomes).
         Features never depend on decisions, so this gives the same tasks as deciding one event
         at a time, whatever the batch."""
-        observed: list[tuple[StageEvent, _Pending | None]] = []
-        for ev in events:
-            observed.append((ev, self._observe(ev)))
-        self._score([p for _, p in observed if p is not None])
+        observe = self._observe
+        observed = [(ev, observe(ev)) for ev in events]
+        pending = [p for _, p in observed if p is not None]
+        if pending:
+            self._score(pending)
         out: list[tuple[StageEvent, WarningTask]] = []
-        persons, ladder = self.reference.persons, self.ladder
+        reference, ladder = self.reference, self.ladder
+        persons = reference.persons
         for ev, p in observed:
-            tasks = ladder.advance(ev.avail_ms, persons, self.reference.listed)
+            t, role = ev.avail_ms, ev.role
+            tasks = ladder.advance(t, persons, reference.listed) if ladder.due(t) else []
             person = persons.get(ev.key)
             if person is not None:
                 if p is not None:
                     tasks.extend(self._decide(p))
-                if ev.role == "payer":
-                    tasks.extend(ladder.transfer_seen(person, ev.value, ev.avail_ms))
-                elif ev.role == "outcome":
-                    tasks.extend(ladder.outcome(person, ev.value, ev.avail_ms))
-            if ev.role == "report":
+                if role == "payer":
+                    tasks.extend(ladder.transfer_seen(person, ev.value, t))
+                elif role == "outcome":
+                    tasks.extend(ladder.outcome(person, ev.value, t))
+            if role == "report":
                 ladder.case_report(ev.key, ev.value)
-                self._confirm_hits(ev.key, ev.avail_ms)
+                self._confirm_hits(ev.key, t)
             for task in tasks:
                 self._stamp(task)
                 out.append((ev, task))
@@ -563,21 +566,22 @@ class Decider:
                     probs = self.scorer.score(point, [p.scored.features for p in group])
                     for p, prob in zip(group, probs, strict=True):
                         p.scored.model_score = float(prob)
+        ruleset, observer = self.ruleset, self.observer
         for p in pending:
             s = p.scored
-            s.hits = (self.ruleset.evaluate(s.point, s.features) if self.ruleset is not None
-                      else self._builtin(p))
-            rule = max((h.score for h in s.hits if h.mode == "enforce"), default=0.0)
+            hits = s.hits = (ruleset.evaluate(s.point, s.features) if ruleset is not None
+                             else self._builtin(p))
+            rule = max((h.score for h in hits if h.mode == "enforce"), default=0.0) if hits else 0.0
             model = s.model_score or 0.0
             # Noisy-OR of independent evidence: either source alone can carry the risk.
             s.risk = round(1 - (1 - rule) * (1 - model), 4)
-            if s.hits:
+            if hits:
                 recent = self._hits.setdefault(s.person_id, {})
-            for h in s.hits:  # counted once, with the ladder's figures (zt_rule_hits_total)
-                self.ladder.stats.add("rule_hits", h.rule_id, h.mode)
-                recent[(h.rule_id, h.mode)] = s.t_ms
-            if self.observer is not None:
-                self.observer(s)
+                for h in hits:  # counted once, with the ladder's figures (zt_rule_hits_total)
+                    self.ladder.stats.add("rule_hits", h.rule_id, h.mode)
+                    recent[(h.rule_id, h.mode)] = s.t_ms
+            if observer is not None:
+                observer(s)
 
     def _builtin(self, p: _Pending) -> list[Any]:
         """The first decision path, used only when no rule set is loaded."""
@@ -596,6 +600,9 @@ class Decider:
 
     def _decide(self, p: _Pending) -> list[WarningTask]:
         s, ev, person, policy = p.scored, p.ev, p.person, self.ladder.policy
+        if not s.hits and s.model_score is None and (
+                s.point != "transfer" or person.person_id not in self.ladder.episodes):
+            return []  # no rule, no model, no warning to be paid after: most points (as below)
         enforce = [h for h in s.hits if h.mode == "enforce"]
         threshold = policy.contact_threshold if s.point == "contact" else policy.transfer_threshold
         card = getattr(self.scorer, "threshold", None)  # calibrated at desk capacity (model card)
