@@ -312,7 +312,9 @@ class Scored:
 @dataclass(slots=True)
 class PersonState:
     contacts: PersonContacts = field(default_factory=PersonContacts)
-    transfers: PersonTransfers = field(default_factory=PersonTransfers)
+    # Made at the person's first transfer: many persons only talk, and the state of a person
+    # was most of the cost of its first event.
+    transfers: PersonTransfers | None = None
     open_txns: dict[str, str] = field(default_factory=dict)  # scored, not final yet: txn -> status
     last_ms: int = 0
 
@@ -523,6 +525,8 @@ class Decider:
         payee_stats = ev.snap or {}
         unknown_24h, longest_72h, since, listed_72h = state.contacts.values(now)
         transfers = state.transfers
+        if transfers is None:
+            transfers = state.transfers = PersonTransfers()
         amount_cny, ratio, new, is_own, n_24h, amount_24h, own_move = transfers.values(
             now, payee, amount, own)
         reference = self.reference

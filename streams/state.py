@@ -318,7 +318,7 @@ class PersonContacts:
                 1.0 if listed else 0.0)
 
 
-@dataclass
+@dataclass(slots=True)
 class PersonTransfers:
     """A person's own transfers: known payees, usual amounts, velocity, moves between own
     accounts.
