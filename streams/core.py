@@ -123,8 +123,8 @@ class StageEvent:
     @classmethod
     def make(cls, topic: str, key: str, role: str, value: dict[str, Any], arrived: float = 0.0,
              snap: dict[str, float] | None = None) -> StageEvent:
-        t = parse(value["event_time"])
-        return cls(topic, key, role, value, t.ms, availability_ms(topic, value, t.ms), t.offset_min,
+        ms, offset_min = parse(value["event_time"])
+        return cls(topic, key, role, value, ms, availability_ms(topic, value, ms), offset_min,
                    arrived, snap)
 
     @classmethod

@@ -39,7 +39,10 @@ def parse(text: str) -> EventTime:
     # milliseconds differently.
     day = _day_start(dt.year, dt.month, dt.day, tz)
     us = day[0] + ((dt.hour * 60 + dt.minute) * 60 + dt.second) * 1_000_000 + dt.microsecond
-    return EventTime(us // 1000, day[1])
+    return _event_time(EventTime, (us // 1000, day[1]))  # EventTime(...) without its __new__
+
+
+_event_time = tuple.__new__
 
 
 @lru_cache(maxsize=1 << 12)
