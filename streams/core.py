@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from models.features import NONE_MIN, POINT_FEATURES
+from models.features import NONE_MIN
 from streams.eventtime import fmt, parse, to_ms
 from streams.ladder import Ladder, Policy
 from streams.privacy import mask_account, mask_msisdn
@@ -123,8 +123,8 @@ class StageEvent:
     @classmethod
     def make(cls, topic: str, key: str, role: str, value: dict[str, Any], arrived: float = 0.0,
              snap: dict[str, float] | None = None) -> StageEvent:
-        t = parse(value["event_time"])
-        return cls(topic, key, role, value, t.ms, availability_ms(topic, value, t.ms), t.offset_min,
+        ms, offset_min = parse(value["event_time"])
+        return cls(topic, key, role, value, ms, availability_ms(topic, value, ms), offset_min,
                    arrived, snap)
 
     @classmethod
@@ -203,18 +203,20 @@ class EntityStage:
         return out
 
     def process(self, ev: StageEvent) -> list[StageEvent]:
-        if not self._seen.add(f"{ev.value['event_id']}/{ev.role}", ev.avail_ms):
+        v, role, t = ev.value, ev.role, ev.avail_ms
+        if not self._seen.add(f"{v['event_id']}/{role}", t):
             self.duplicates += 1
             return []
-        if ev.avail_ms >= self._swept_ms + SWEEP_MS:
-            self._sweep(ev.avail_ms)
-        v, ref = ev.value, self.reference
-        if ev.role == "line":
+        if t >= self._swept_ms + SWEEP_MS:
+            self._sweep(t)
+        ref = self.reference
+        if role == "line":
             line = self.lines.get(ev.key)
             if line is None:
                 line = self.lines[ev.key] = LineStats()
             answered = v["kind"] == "voice" and bool(v.get("answered"))
-            line.update(ev.avail_ms, v["callee"], answered, v["duration_s"])
+            duration_s = v["duration_s"]
+            line.update(t, v["callee"], answered, duration_s)
             out = []
             callee = ref.person_of_msisdn(v["callee"])
             caller = ref.person_of_msisdn(v["caller"])
@@ -222,30 +224,30 @@ class EntityStage:
             # to the caller only (a third of a carrier's records: a third fewer person events).
             if callee is not None and answered:
                 snap = None
-                if v["duration_s"] >= self.config.min_contact_s:  # a scoring point
-                    snap = line.get(ev.avail_ms)
+                if duration_s >= self.config.min_contact_s:  # a scoring point
+                    snap = line.get(t)
                     snap["line_registered"] = 1.0 if caller is not None else 0.0
                 out.append(ev.to(callee.person_id, "callee", snap))
             if caller is not None:
                 out.append(ev.to(caller.person_id, "caller"))
-            if callee is None and caller is None:
+            elif callee is None:
                 self.unrouted["calls"] = self.unrouted.get("calls", 0) + 1
             return out
         status = v["status"]
         acc = self.accounts.get(ev.key)
         if acc is None:
             acc = self.accounts[ev.key] = AccountStats()
-        if ev.role == "payee":
-            snap = acc.get(ev.avail_ms)  # before this transfer: what others' money did
+        if role == "payee":
+            snap = acc.get(t)  # before this transfer: what others' money did
             if status == "completed":
-                acc.money_in(ev.avail_ms, v["payer_account"], v["amount_fen"])
+                acc.money_in(t, v["payer_account"], v["amount_fen"])
             payer = ref.person_of_account(v["payer_account"])
             if payer is None:
                 self.unrouted["transactions"] = self.unrouted.get("transactions", 0) + 1
                 return []
             return [ev.to(payer.person_id, "payer", snap)]
         if status == "completed":  # role payer: money leaves this account
-            acc.money_out(ev.avail_ms, v["amount_fen"])
+            acc.money_out(t, v["amount_fen"])
         return []
 
     def _sweep(self, now_ms: int) -> None:
@@ -310,7 +312,9 @@ class Scored:
 @dataclass(slots=True)
 class PersonState:
     contacts: PersonContacts = field(default_factory=PersonContacts)
-    transfers: PersonTransfers = field(default_factory=PersonTransfers)
+    # Made at the person's first transfer: many persons only talk, and the state of a person
+    # was most of the cost of its first event.
+    transfers: PersonTransfers | None = None
     open_txns: dict[str, str] = field(default_factory=dict)  # scored, not final yet: txn -> status
     last_ms: int = 0
 
@@ -375,25 +379,28 @@ class Decider:
         per point, then run the ladder in order (timers, decisions, transfers, outcomes).
         Features never depend on decisions, so this gives the same tasks as deciding one event
         at a time, whatever the batch."""
-        observed: list[tuple[StageEvent, _Pending | None]] = []
-        for ev in events:
-            observed.append((ev, self._observe(ev)))
-        self._score([p for _, p in observed if p is not None])
+        observe = self._observe
+        observed = [(ev, observe(ev)) for ev in events]
+        pending = [p for _, p in observed if p is not None]
+        if pending:
+            self._score(pending)
         out: list[tuple[StageEvent, WarningTask]] = []
-        persons, ladder = self.reference.persons, self.ladder
+        reference, ladder = self.reference, self.ladder
+        persons = reference.persons
         for ev, p in observed:
-            tasks = ladder.advance(ev.avail_ms, persons, self.reference.listed)
+            t, role = ev.avail_ms, ev.role
+            tasks = ladder.advance(t, persons, reference.listed) if ladder.due(t) else []
             person = persons.get(ev.key)
             if person is not None:
                 if p is not None:
                     tasks.extend(self._decide(p))
-                if ev.role == "payer":
-                    tasks.extend(ladder.transfer_seen(person, ev.value, ev.avail_ms))
-                elif ev.role == "outcome":
-                    tasks.extend(ladder.outcome(person, ev.value, ev.avail_ms))
-            if ev.role == "report":
+                if role == "payer":
+                    tasks.extend(ladder.transfer_seen(person, ev.value, t))
+                elif role == "outcome":
+                    tasks.extend(ladder.outcome(person, ev.value, t))
+            if role == "report":
                 ladder.case_report(ev.key, ev.value)
-                self._confirm_hits(ev.key, ev.avail_ms)
+                self._confirm_hits(ev.key, t)
             for task in tasks:
                 self._stamp(task)
                 out.append((ev, task))
@@ -422,55 +429,66 @@ class Decider:
     # --- state and features -------------------------------------------------------------------
 
     def _observe(self, ev: StageEvent) -> _Pending | None:
-        if not self._seen.add(f"{ev.key}/{ev.value['event_id']}/{ev.role}", ev.avail_ms):
+        v, key, t = ev.value, ev.key, ev.avail_ms
+        if not self._seen.add(f"{key}/{v['event_id']}/{ev.role}", t):
             self.stats.duplicates += 1
             return None
-        if ev.avail_ms >= self._swept_ms + SWEEP_MS:
-            self._sweep(ev.avail_ms)  # before this event touches its person: see sweep_boundary
-        state = self.persons.get(ev.key)
+        if t >= self._swept_ms + SWEEP_MS:
+            self._sweep(t)  # before this event touches its person: see sweep_boundary
+        state = self.persons.get(key)
         if state is None:
-            state = self.persons[ev.key] = PersonState()
-        state.last_ms = max(state.last_ms, ev.avail_ms)
-        self.stats.decided[ev.topic] = self.stats.decided.get(ev.topic, 0) + 1
-        person = self.reference.persons.get(ev.key)
+            state = self.persons[key] = PersonState()
+        if t > state.last_ms:
+            state.last_ms = t
+        decided = self.stats.decided
+        decided[ev.topic] = decided.get(ev.topic, 0) + 1
+        person = self.reference.persons.get(key)
         if person is None:
             return None
-        v = ev.value
-        if ev.role == "caller":
-            state.contacts.called_out(ev.avail_ms, v["callee"])
+        role = ev.role
+        if role == "caller":
+            state.contacts.called_out(t, v["callee"])
             return None
-        if ev.role == "callee":
+        if role == "callee":
             return self._contact(ev, state, person)
-        if ev.role == "payer":
+        if role == "payer":
             return self._transfer(ev, state, person)
         return None  # case reports: labels for training and the outcome loop
 
-    def _base(self, person: Person, t_ms: int, offset_min: int) -> dict[str, float]:
+    def _base(self, person: Person, t_ms: int, offset_min: int) -> tuple[float, float]:
+        """(person_age, hour_of_day) at ``t_ms`` in the record's own offset."""
         local_ms = t_ms + offset_min * MINUTE
         day = local_ms // DAY
         year = self._years.get(day)
         if year is None:  # one datetime per local day, not per event
             year = self._years[day] = int(fmt(t_ms, offset_min)[:4])
-        return {"person_age": float(year - person.birth_year),
-                "hour_of_day": float(local_ms % DAY // HOUR)}
+        return float(year - person.birth_year), float(local_ms % DAY // HOUR)
+
+    # The rows below are built in the catalog's order of each point's features
+    # (models/features.py, POINT_FEATURES; tests/test_features.py holds them to it): one dict
+    # per scoring point, no intermediate ones.
 
     def _contact(self, ev: StageEvent, state: PersonState, person: Person) -> _Pending | None:
         v = ev.value
         if v["kind"] != "voice" or not v.get("answered"):
             return None
         caller, end = v["caller"], ev.avail_ms
-        if state.contacts.known(caller, end) or caller in person.msisdns:
+        contacts = state.contacts
+        if contacts.known(caller, end) or caller in person.msisdns:
             return None
         listing = self.reference.listed(caller, end)
-        minutes = v["duration_s"] / 60
-        state.contacts.unknown_call(end, minutes, listing is not None)
-        if v["duration_s"] < self.config.min_contact_s:
+        duration_s = v["duration_s"]
+        minutes = duration_s / 60
+        contacts.unknown_call(end, minutes, listing is not None)
+        if duration_s < self.config.min_contact_s:
             return None
         origin = v["caller_origin"]
-        features = self._base(person, end, ev.offset_min)
-        features.update(ev.snap or {})
-        features.update(state.contacts.get(end))
-        features.update({
+        age, hour = self._base(person, end, ev.offset_min)
+        line = ev.snap or {}
+        unknown_24h, longest_72h, since, listed_72h = contacts.values(end)
+        return self._point("contact", ev, person, {
+            "person_age": age,
+            "hour_of_day": hour,
             "call_minutes": round(minutes, 3),
             "caller_known": 0.0,
             "caller_listed": 1.0 if listing else 0.0,
@@ -478,41 +496,67 @@ class Decider:
             "origin_virtual": 1.0 if origin == "virtual" else 0.0,
             "origin_international": 1.0 if origin == "international" else 0.0,
             "origin_voip": 1.0 if origin == "voip" else 0.0,
-        })
-        features.setdefault("line_registered", 0.0)
-        return self._point("contact", ev, person, features, None)
+            "line_fanout_24h": line["line_fanout_24h"],
+            "line_answer_rate_24h": line["line_answer_rate_24h"],
+            "line_short_share_24h": line["line_short_share_24h"],
+            "line_registered": line.get("line_registered", 0.0),
+            "unknown_calls_24h": unknown_24h,
+            "longest_unknown_call_72h": longest_72h,
+            "minutes_since_unknown_call": since,
+            "listed_contact_72h": listed_72h,
+        }, None)
 
     def _transfer(self, ev: StageEvent, state: PersonState, person: Person) -> _Pending | None:
         v = ev.value
         txn, status = v["txn_id"], v["status"]
-        opened = txn in state.open_txns
+        open_txns = state.open_txns
+        opened = txn in open_txns
         if status == "initiated":
-            state.open_txns[txn] = status
-            if len(state.open_txns) > 64:  # never completed: forget the oldest
-                del state.open_txns[next(iter(state.open_txns))]
+            open_txns[txn] = status
+            if len(open_txns) > 64:  # never completed: forget the oldest
+                del open_txns[next(iter(open_txns))]
         else:
-            state.open_txns.pop(txn, None)  # final: nothing more to remember
+            open_txns.pop(txn, None)  # final: nothing more to remember
         if opened or status not in ("initiated", "completed"):
             return None  # scored once, at its first state
         payee, amount, now = v["payee_account"], v["amount_fen"], ev.avail_ms
         own = payee in {a for _, a in person.accounts}
-        features = self._base(person, now, ev.offset_min)
-        features.update(ev.snap or {})
-        features.update(state.contacts.get(now))
-        features.update(state.transfers.get(now, payee, amount, own))
-        listing = self.reference.listed(payee, now)
-        features["payee_listed"] = 1.0 if listing else 0.0
-        features["payee_registered"] = 1.0 if self.reference.person_of_account(payee) else 0.0
-        features.setdefault("payee_distinct_payers_24h", 0.0)
-        features.setdefault("payee_drain_share_24h", 0.0)
-        features.setdefault("payee_age_days", 0.0)
-        state.transfers.record(now, payee, amount, own)
-        return self._point("transfer", ev, person, features, txn)
+        age, hour = self._base(person, now, ev.offset_min)
+        payee_stats = ev.snap or {}
+        unknown_24h, longest_72h, since, listed_72h = state.contacts.values(now)
+        transfers = state.transfers
+        if transfers is None:
+            transfers = state.transfers = PersonTransfers()
+        amount_cny, ratio, new, is_own, n_24h, amount_24h, own_move = transfers.values(
+            now, payee, amount, own)
+        reference = self.reference
+        row = {
+            "person_age": age,
+            "hour_of_day": hour,
+            "unknown_calls_24h": unknown_24h,
+            "longest_unknown_call_72h": longest_72h,
+            "minutes_since_unknown_call": since,
+            "listed_contact_72h": listed_72h,
+            "amount_cny": amount_cny,
+            "amount_ratio_usual": ratio,
+            "payee_new": new,
+            "payee_own": is_own,
+            "payee_listed": 1.0 if reference.listed(payee, now) else 0.0,
+            "payee_registered": 1.0 if reference.person_of_account(payee) else 0.0,
+            "payee_distinct_payers_24h": payee_stats.get("payee_distinct_payers_24h", 0.0),
+            "payee_drain_share_24h": payee_stats.get("payee_drain_share_24h", 0.0),
+            "payee_age_days": payee_stats.get("payee_age_days", 0.0),
+            "transfers_24h": n_24h,
+            "amount_24h_cny": amount_24h,
+            "own_move_24h": own_move,
+        }
+        transfers.record(now, payee, amount, own)
+        return self._point("transfer", ev, person, row, txn)
 
-    def _point(self, point: str, ev: StageEvent, person: Person, features: dict[str, float],
+    def _point(self, point: str, ev: StageEvent, person: Person, row: dict[str, float],
                txn: str | None) -> _Pending:
-        self.stats.points[point] = self.stats.points.get(point, 0) + 1
-        row = {name: features[name] for name in POINT_FEATURES[point]}
+        points = self.stats.points
+        points[point] = points.get(point, 0) + 1
         return _Pending(ev, Scored(point, person.person_id, ev.value["event_id"], ev.avail_ms, txn,
                                    row), person)
 
@@ -526,21 +570,22 @@ class Decider:
                     probs = self.scorer.score(point, [p.scored.features for p in group])
                     for p, prob in zip(group, probs, strict=True):
                         p.scored.model_score = float(prob)
+        ruleset, observer = self.ruleset, self.observer
         for p in pending:
             s = p.scored
-            s.hits = (self.ruleset.evaluate(s.point, s.features) if self.ruleset is not None
-                      else self._builtin(p))
-            rule = max((h.score for h in s.hits if h.mode == "enforce"), default=0.0)
+            hits = s.hits = (ruleset.evaluate(s.point, s.features) if ruleset is not None
+                             else self._builtin(p))
+            rule = max((h.score for h in hits if h.mode == "enforce"), default=0.0) if hits else 0.0
             model = s.model_score or 0.0
             # Noisy-OR of independent evidence: either source alone can carry the risk.
             s.risk = round(1 - (1 - rule) * (1 - model), 4)
-            if s.hits:
+            if hits:
                 recent = self._hits.setdefault(s.person_id, {})
-            for h in s.hits:  # counted once, with the ladder's figures (zt_rule_hits_total)
-                self.ladder.stats.add("rule_hits", h.rule_id, h.mode)
-                recent[(h.rule_id, h.mode)] = s.t_ms
-            if self.observer is not None:
-                self.observer(s)
+                for h in hits:  # counted once, with the ladder's figures (zt_rule_hits_total)
+                    self.ladder.stats.add("rule_hits", h.rule_id, h.mode)
+                    recent[(h.rule_id, h.mode)] = s.t_ms
+            if observer is not None:
+                observer(s)
 
     def _builtin(self, p: _Pending) -> list[Any]:
         """The first decision path, used only when no rule set is loaded."""
@@ -559,6 +604,9 @@ class Decider:
 
     def _decide(self, p: _Pending) -> list[WarningTask]:
         s, ev, person, policy = p.scored, p.ev, p.person, self.ladder.policy
+        if not s.hits and s.model_score is None and (
+                s.point != "transfer" or person.person_id not in self.ladder.episodes):
+            return []  # no rule, no model, no warning to be paid after: most points (as below)
         enforce = [h for h in s.hits if h.mode == "enforce"]
         threshold = policy.contact_threshold if s.point == "contact" else policy.transfer_threshold
         card = getattr(self.scorer, "threshold", None)  # calibrated at desk capacity (model card)

@@ -157,6 +157,11 @@ class Ladder:
             out.extend(self._fire(timer, ep, person, listed))
         return out
 
+    def due(self, now_ms: int) -> bool:
+        """Whether ``advance(now_ms)`` would fire a timer (the person stage asks at every event)."""
+        timers = self._timers
+        return bool(timers) and timers[0].fire_ms <= now_ms
+
     def _at(self, fire_ms: int, person_id: str, kind: str, ref: Any) -> None:
         heapq.heappush(self._timers, Timer(fire_ms, next(self._seq), person_id, kind, ref))
 

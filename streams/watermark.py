@@ -19,8 +19,8 @@ counted; it is the one case where a worker may decide differently from replay.
 
 from __future__ import annotations
 
-import heapq
 import itertools
+from heapq import heappop, heappush
 from typing import Any
 
 SortKey = tuple[int, int, str]
@@ -37,7 +37,9 @@ class Reorderer:
         # the records seen here, so a stage fed by many partitions waits for the slowest.
         self.external = external
         self._external_wm = -(2**62)
-        self._heap: list[tuple[SortKey, int, float, Any]] = []
+        # Flat entries (time, rank, id, seq, arrived, item): compared field by field as
+        # (key, seq) would be, without a nested tuple to build and compare per record.
+        self._heap: list[tuple[int, int, str, int, float, Any]] = []
         self._seq = itertools.count()  # keeps heap entries comparable without comparing items
         self._max_seen = -(2**62)
         self._released = -(2**62)  # event time of the last record released in order
@@ -70,13 +72,13 @@ class Reorderer:
 
     def items(self) -> list[Any]:
         """What is still held (any order)."""
-        return [entry[3] for entry in self._heap] + list(self._late)
+        return [entry[5] for entry in self._heap] + list(self._late)
 
     def push(self, key: SortKey, item: Any, now: float = 0.0, stream_ms: int | None = None) -> None:
         """Hold ``item`` until it is safe to release. ``stream_ms`` is the record's own event
         time when its key is later (a call is keyed by its end): the watermark follows the
         stream's event time, not the keys, so a long call cannot push it ahead."""
-        t = key[0]
+        t, rank, ident = key
         if t < self._released:
             self.late += 1
             self._late.append(item)
@@ -84,30 +86,38 @@ class Reorderer:
         seen = t if stream_ms is None else stream_ms
         if seen > self._max_seen:
             self._max_seen = seen
-        heapq.heappush(self._heap, (key, next(self._seq), now, item))
+        heappush(self._heap, (t, rank, ident, next(self._seq), now, item))
 
     def pop_ready(self, now: float = 0.0) -> list[Any]:
         """Records safe to decide on now, in order (late ones first, as they came)."""
-        out, self._late = self._late, []
-        watermark = self.watermark
-        oldest_ok = now - self.max_wait_s if self.max_wait_s is not None else None
-        heap = self._heap
+        heap, late = self._heap, self._late
+        watermark, max_wait_s = self.watermark, self.max_wait_s
+        if not late and (not heap or (heap[0][0] > watermark and max_wait_s is None)):
+            return []  # the common case of a record-by-record stream: nothing due yet
+        out, self._late = late, []
+        oldest_ok = now - max_wait_s if max_wait_s is not None else None
+        released = self._released
         while heap:
-            key, _, arrived, item = heap[0]
-            if key[0] <= watermark or (oldest_ok is not None and arrived <= oldest_ok):
-                heapq.heappop(heap)
-                if key[0] > self._released:
-                    self._released = key[0]
-                out.append(item)
+            entry = heap[0]
+            t = entry[0]
+            if t <= watermark or (oldest_ok is not None and entry[4] <= oldest_ok):
+                heappop(heap)
+                if t > released:
+                    released = t
+                out.append(entry[5])
             else:
                 break
+        self._released = released
         return out
 
     def drain(self) -> list[Any]:
         """Everything still held, in order (end of a replay file)."""
         out, self._late = self._late, []
-        while self._heap:
-            key, _, _, item = heapq.heappop(self._heap)
-            self._released = max(self._released, key[0])
-            out.append(item)
+        heap, released = self._heap, self._released
+        while heap:
+            entry = heappop(heap)
+            if entry[0] > released:
+                released = entry[0]
+            out.append(entry[5])
+        self._released = released
         return out

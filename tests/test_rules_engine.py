@@ -283,3 +283,53 @@ def test_a_feature_is_accepted_exactly_where_the_catalog_offers_it(name: str, po
 
 
 RULESET = RuleSet.load(default_ruleset_path())
+
+
+def _random_condition(rnd, names: list[str], depth: int = 0) -> str:
+    """A random condition of the whole language: names, numbers, arithmetic, chains, and/or/not,
+    min/max/abs."""
+    if depth > 3 or rnd.random() < 0.25:
+        return rnd.choice([rnd.choice(names), str(rnd.choice([0, 1, 0.5, -2, 3.25, 1e9]))])
+    kind = rnd.randrange(6)
+    sub = [_random_condition(rnd, names, depth + 1) for _ in range(rnd.randint(2, 3))]
+    if kind == 0:
+        return f"({sub[0]} {rnd.choice(['+', '-', '*', '/'])} {sub[1]})"
+    if kind == 1:
+        ops = [rnd.choice(["<", "<=", ">", ">=", "==", "!="]) for _ in sub[1:]]
+        return "(" + sub[0] + "".join(f" {o} {s}" for o, s in zip(ops, sub[1:], strict=True)) + ")"
+    if kind == 2:
+        return "(" + f" {rnd.choice(['and', 'or'])} ".join(sub) + ")"
+    if kind == 3:
+        return f"({rnd.choice(['not ', '-', '+'])}{sub[0]})"
+    if kind == 4:
+        return f"{rnd.choice(['min', 'max'])}({', '.join(sub)})"
+    return f"abs({sub[0]})"
+
+
+def test_conditions_evaluate_exactly_as_simpleeval_walks_them():
+    """The closures a condition compiles to give what simpleeval gives from the same tree:
+    the same value (type included) or an error where it errs (a missing feature, / 0)."""
+    import math
+    import random
+
+    from rules.expr import compile_expr
+
+    rnd = random.Random(7)
+    names = list(POINT_FEATURES["transfer"][:6])
+    values = [0.0, 1.0, -1.0, 2.5, 1e9, float("nan")]
+    for _ in range(3000):
+        c = compile_expr(_random_condition(rnd, names), set(names))
+        for _ in range(5):
+            features = {n: rnd.choice(values) for n in names if rnd.random() > 0.05}
+            try:
+                want: object = c.evaluate_tree(features)
+            except Exception as e:  # any error: the closures must err too
+                want = type(e)
+            try:
+                got: object = c.evaluate(features)
+            except Exception as e:
+                got = type(e)
+            same = (type(got) is type(want) and
+                    (got == want or (isinstance(got, float) and math.isnan(got)
+                                     and math.isnan(want))))  # type: ignore[arg-type]
+            assert same, (c.source, features, want, got)
