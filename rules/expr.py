@@ -129,32 +129,7 @@ def _closure(node: ast.expr, source: str) -> Closure:
         left, right = _closure(node.left, source), _closure(node.right, source)
         return lambda f: binary(left(f), right(f))
     if isinstance(node, ast.BoolOp):
-        values = [_closure(v, source) for v in node.values]
-        if isinstance(node.op, ast.And):
-            if len(values) == 2:
-                a, b = values
-                return lambda f: a(f) and b(f)
-
-            def all_of(f: Mapping[str, float]) -> Any:
-                out: Any = False
-                for v in values:
-                    out = v(f)
-                    if not out:
-                        break
-                return out
-            return all_of
-        if len(values) == 2:
-            a, b = values
-            return lambda f: a(f) or b(f)
-
-        def any_of(f: Mapping[str, float]) -> Any:
-            out: Any = False
-            for v in values:
-                out = v(f)
-                if out:
-                    break
-            return out
-        return any_of
+        return _boolean([_closure(v, source) for v in node.values], isinstance(node.op, ast.Or))
     if isinstance(node, ast.Compare):
         first = _closure(node.left, source)
         steps = [(_OPERATORS[type(o)], _closure(c, source))
@@ -179,6 +154,23 @@ def _closure(node: ast.expr, source: str) -> Closure:
         args = [_closure(a, source) for a in node.args]
         return lambda f: function(*[a(f) for a in args])
     raise ExprError(f"{type(node).__name__} not allowed in a condition")  # (checked before)
+
+
+def _boolean(values: list[Closure], stop_on: bool) -> Closure:
+    """``and`` (``stop_on`` False) or ``or`` (True) over closures: the last value evaluated, as
+    Python gives it, stopping at the first whose truth is ``stop_on``."""
+    if len(values) == 2:
+        a, b = values
+        return (lambda f: a(f) or b(f)) if stop_on else (lambda f: a(f) and b(f))
+
+    def run(f: Mapping[str, float]) -> Any:
+        out: Any = False
+        for v in values:
+            out = v(f)
+            if bool(out) is stop_on:
+                break
+        return out
+    return run
 
 
 def compile_expr(source: str, allowed: Collection[str], evaluator: _Evaluator | None = None,
