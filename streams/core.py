@@ -430,7 +430,9 @@ class Decider:
 
     def _observe(self, ev: StageEvent) -> _Pending | None:
         v, key, t = ev.value, ev.key, ev.avail_ms
-        if not self._seen.add(f"{key}/{v['event_id']}/{ev.role}", t):
+        # A tuple, not a joined string: ids are free text, and person "a/b" with event "c" is
+        # not person "a" with event "b/c".
+        if not self._seen.add((key, v["event_id"], ev.role), t):
             self.stats.duplicates += 1
             return None
         if t >= self._swept_ms + SWEEP_MS:

@@ -15,6 +15,7 @@ are those of ``models/features.py``.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict, deque
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from models.features import NONE_MIN
@@ -239,7 +240,7 @@ class SeenIds:
         self._ids: set[int] = set()
         self._order: deque[tuple[int, int]] = deque()
 
-    def add(self, key: str, t_ms: int) -> bool:
+    def add(self, key: Hashable, t_ms: int) -> bool:
         """Remember ``key``; False when it was already seen (a duplicate)."""
         horizon, order = t_ms - self.ttl_ms, self._order
         while order and order[0][0] < horizon:

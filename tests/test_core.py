@@ -102,6 +102,16 @@ def test_a_duplicate_record_has_no_effect():
     assert core.duplicates == 1
 
 
+def test_ids_with_slashes_are_not_taken_for_each_other():
+    """Person and event ids are free text: person "P/1" called in event "c" and person "P"
+    called in event "1/c" are two calls, both decided."""
+    a, b = "+8613900000001", "+8613900000002"
+    records = [person("P/1", msisdn=a, account="6222000000000000001"),
+               person("P", msisdn=b, account="6222000000000000002"), listed(),
+               call(0, 600, callee=a, eid="c"), call(0.1, 600, callee=b, eid="1/c")]
+    assert sorted(t["person_id"] for t in calls(run(records))) == ["P", "P/1"]
+
+
 def test_task_ids_derive_from_the_evidence():
     a = run([person(), listed(), call(0, 600)])
     b = run([person(), listed(), call(0, 600)])
