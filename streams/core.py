@@ -577,7 +577,7 @@ class Decider:
             s = p.scored
             hits = s.hits = (ruleset.evaluate(s.point, s.features) if ruleset is not None
                              else self._builtin(p))
-            rule = max((h.score for h in hits if h.mode == "enforce"), default=0.0) if hits else 0.0
+            rule = max((h.score for h in hits if h.mode == "enforce"), default=0.0)
             model = s.model_score or 0.0
             # Noisy-OR of independent evidence: either source alone can carry the risk.
             s.risk = round(1 - (1 - rule) * (1 - model), 4)

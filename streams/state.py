@@ -15,8 +15,9 @@ are those of ``models/features.py``.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict, deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
+from statistics import median
 
 from models.features import NONE_MIN
 
@@ -49,6 +50,10 @@ class _Window:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def __iter__(self) -> Iterator[tuple[int, object]]:
+        """What is kept now, oldest first (``expire`` first for a given time)."""
+        return iter(self._items)
 
 
 class LineStats:
@@ -349,18 +354,8 @@ class PersonTransfers:
         """The features of ``get``, in the order of ``NAMES`` (the person stage's hot path)."""
         recent = self.recent
         recent.expire(now_ms)
-        amounts = self.amounts
-        if amounts:
-            # statistics.median, without its generality: same values (ints; a mean of two
-            # middle ones is a float), a third of the cost
-            ordered = sorted(amounts)
-            n = len(ordered)
-            usual = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
-        else:
-            usual = None
-        total = amount_fen
-        for _, a in recent._items:
-            total += a  # type: ignore[operator]
+        usual = median(self.amounts) if self.amounts else None
+        total = amount_fen + sum(a for _, a in recent)  # type: ignore[misc]
         last_own = self.last_own_move_ms
         return (amount_fen / 100,
                 amount_fen / usual if usual else 1.0,
