@@ -107,6 +107,9 @@ class StageEvent:
     arrived: float = 0.0  # wall seconds at the worker; only for latency metrics, never decisions
     snap: dict[str, float] | None = None  # entity state forwarded to the person stage
     origin: tuple[int, int] | None = None  # (partition, offset) in a worker, for commits
+    # The record as read (a replay line), when a replay job sends the event to a person process:
+    # that process parses these bytes again, which costs a fraction of pickling the value.
+    source: bytes | None = None
 
     @property
     def sort_key(self) -> SortKey:
@@ -138,7 +141,7 @@ class StageEvent:
 
     def to(self, key: str, role: str, snap: dict[str, float] | None = None) -> StageEvent:
         return StageEvent(self.topic, key, role, self.value, self.t_ms, self.avail_ms,
-                          self.offset_min, self.arrived, snap)
+                          self.offset_min, self.arrived, snap, None, self.source)
 
 
 # --- stage 1 ---------------------------------------------------------------------------------
@@ -699,8 +702,9 @@ class PersonSide:
         self.batch = max(batch, 1)
         self._ready: list[StageEvent] = []
 
-    def apply(self, topic: str, value: dict[str, Any]) -> None:
-        """A registry or watch-list record (only when this side keeps its own reference)."""
+    def apply(self, topic: str, value: dict[str, Any], source: bytes | None = None) -> None:
+        """A registry or watch-list record (only when this side keeps its own reference);
+        ``source``, the record as read, is for a person stage in another process."""
         self.reference.apply(topic, value)
 
     def step(self, t_ms: int, events: Iterable[StageEvent]) -> list[WarningTask]:
@@ -760,15 +764,21 @@ class Core:
     def decider(self) -> Decider:
         return self.person.decider
 
-    def feed(self, topic: str, value: dict[str, Any]) -> list[WarningTask]:
-        """Take one contract-valid record; return the tasks it makes ready, in order."""
+    def feed(self, topic: str, value: dict[str, Any], source: bytes | None = None
+             ) -> list[WarningTask]:
+        """Take one contract-valid record; return the tasks it makes ready, in order.
+
+        ``source`` is the record as read, for a person stage in another process (replay jobs)."""
         if topic == "task-outcomes":
             return self.person.outcome(value, to_ms(value["event_time"]))
         entity_events, person_events = self.router.route(topic, value)
         routed = entity_events or person_events  # (their time is parsed already)
         t_ms = routed[0].t_ms if routed else to_ms(value["event_time"])
+        if source is not None:
+            for ev in routed:
+                ev.source = source
         if topic in ("registry", "watchlist") and self.person.reference is not self.reference:
-            self.person.apply(topic, value)
+            self.person.apply(topic, value, source)
         for ev in entity_events:
             self.entities.push(ev)
         ready = self.entities.ready()

@@ -239,6 +239,8 @@ class _Job:
         n = 0
         records: dict[str, int] = {}
         feed = core.feed
+        remote = isinstance(core.person, PersonPipe)  # then the person stage reads the raw line
+        source = None
         with self.dead_letter.open("wb") as dl_out:
             for _, raw, topic, value, reason in _checked_lines(self.events):
                 n += 1
@@ -256,7 +258,9 @@ class _Job:
                     continue
                 records[topic] = records.get(topic, 0) + 1
                 last_time = value["event_time"]  # type: ignore[index]
-                tasks = feed(topic, value)  # type: ignore[arg-type]
+                if remote:
+                    source = raw
+                tasks = feed(topic, value, source)  # type: ignore[arg-type]
                 if tasks:
                     _keep(part, tasks)
             _keep(part, core.finish())
@@ -289,17 +293,38 @@ def bucket(person_id: str, jobs: int) -> int:
 
 OPS_PER_MESSAGE = 2048
 # Between our own processes of one interpreter, marshal carries the plain tuples, dicts and
-# strings of the wire at a fraction of pickle's cost (loads: ~1 us an event, against 3.5), and
-# still writes a record shared by two events (a call's callee and caller) once.
+# strings of the wire at a fraction of pickle's cost, and still writes a record shared by two
+# events (a call's callee and caller) once.
 MARSHAL_VERSION = 4
 
 
 def _wire(ev: StageEvent) -> tuple[Any, ...]:
-    return (ev.topic, ev.key, ev.role, ev.value, ev.t_ms, ev.avail_ms, ev.offset_min, ev.snap)
+    # The record as read when there is one: bytes cost marshal a copy, where the parsed value
+    # cost it a walk of every field (it was most of what the pipe cost the front).
+    return (ev.topic, ev.key, ev.role, ev.source if ev.source is not None else ev.value,
+            ev.t_ms, ev.avail_ms, ev.offset_min, ev.snap)
 
 
-def _unwire(w: tuple[Any, ...]) -> StageEvent:
-    return StageEvent(w[0], w[1], w[2], w[3], w[4], w[5], w[6], 0.0, w[7])
+class _Values:
+    """The person process's side of ``_wire``: records sent as read are parsed again, once per
+    message even when two events share one (the objects of one message are distinct)."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[int, dict[str, Any]] = {}
+
+    def new_message(self) -> None:
+        self._parsed.clear()  # ids of the previous message's objects may be reused
+
+    def value(self, sent: Any) -> dict[str, Any]:
+        if type(sent) is not bytes:
+            return sent  # type: ignore[no-any-return]
+        value = self._parsed.get(id(sent))
+        if value is None:
+            value = self._parsed[id(sent)] = orjson.loads(sent)["value"]
+        return value
+
+    def event(self, w: tuple[Any, ...]) -> StageEvent:
+        return StageEvent(w[0], w[1], w[2], self.value(w[3]), w[4], w[5], w[6], 0.0, w[7])
 
 
 class PersonPipe:
@@ -314,12 +339,19 @@ class PersonPipe:
         self.ops: list[list[tuple[Any, ...]]] = [[] for _ in conns]
         self._bucket: dict[str, int] = {}
 
-    def apply(self, topic: str, value: dict[str, Any]) -> None:
+    def apply(self, topic: str, value: dict[str, Any], source: bytes | None = None) -> None:
+        sent = source if source is not None else value
         for ops in self.ops:
-            ops.append(("r", topic, value))
+            ops.append(("r", topic, sent))
         self._flush_full()
 
     def step(self, t_ms: int, events: list[StageEvent]) -> list[WarningTask]:
+        if len(self.conns) == 1:  # the usual case (--jobs 2), without the split
+            ops = self.ops[0]
+            self._step(ops, t_ms, [_wire(ev) for ev in events])
+            if len(ops) >= OPS_PER_MESSAGE:
+                self._flush(0)
+            return []
         for ops, wired in zip(self.ops, self._split(events), strict=True):
             self._step(ops, t_ms, wired)
         self._flush_full()
@@ -328,8 +360,6 @@ class PersonPipe:
     def _split(self, events: list[StageEvent]) -> list[list[tuple[Any, ...]]]:
         """Each person process's share of ``events``, on the wire."""
         n = len(self.conns)
-        if n == 1:
-            return [[_wire(ev) for ev in events]]
         mine: list[list[tuple[Any, ...]]] = [[] for _ in range(n)]
         for ev in events:
             k = self._bucket.get(ev.key)
@@ -379,20 +409,23 @@ def _person_process(conn: Any, k: int, job: _Job) -> None:
     """A person process: the calls of the front, in order, on a real ``PersonSide``."""
     try:
         part = _Part()
+        values = _Values()
+        event = values.event
         with replay_heap():
             person = job.person_side()
             while True:
                 ops = marshal.loads(conn.recv_bytes())
+                values.new_message()
                 for op in ops:
                     kind = op[0]
                     if kind == "s":
-                        _keep(part, person.step(op[1], [_unwire(w) for w in op[2]]))
+                        _keep(part, person.step(op[1], [event(w) for w in op[2]]))
                     elif kind == "r":
-                        person.apply(op[1], op[2])
+                        person.apply(op[1], values.value(op[2]))
                     elif kind == "x":
                         _keep(part, person.outcome(op[1], op[2]))
                     else:  # "f": the end of the stream
-                        _keep(part, person.finish([_unwire(w) for w in op[1]]))
+                        _keep(part, person.finish([event(w) for w in op[1]]))
                         job.decided(person, part)
                         conn.send(("ok", part))
                         return
