@@ -152,17 +152,18 @@ def replay(
     models: Annotated[str | None, typer.Option(
         help="Model registry directory (default $ZT_MODELS or .zt/models); its promoted model "
         "scores, as in the workers. 'none': no model.")] = None,
-    jobs: Annotated[int, typer.Option(
-        min=1, help="Processes. 2 or more run a pipeline: one reads, validates and keeps the "
-        "lines and accounts, the others decide, the persons split between them as between "
-        "worker processes. The tasks written are the same for any number.")] = 1,
+    jobs: Annotated[int | None, typer.Option(
+        min=1, show_default=False, help="Processes. 2 or more run a pipeline: one reads, "
+        "validates and keeps the lines and accounts, the others decide, the persons split "
+        "between them as between worker processes. The tasks written are the same for any "
+        "number. [default: 2 with two CPUs or more, else 1]")] = None,
     lateness_ms: Lateness = 200,
 ) -> None:
     """Drive the decision core from a replay file; the same tasks as the workers, byte for byte."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from streams.core import CoreConfig
-    from streams.replay import ReplayError
+    from streams.replay import ReplayError, default_jobs
     from streams.replay import replay as run
 
     ruleset, scorer = _rules_and_model(rules, models)
@@ -171,7 +172,8 @@ def replay(
         job = bar.add_task("replay", total=None)
         try:
             summary = run(events, out_path, dead_letter, ruleset=ruleset, scorer=scorer,
-                          progress=lambda n: bar.update(job, completed=n), jobs=jobs,
+                          progress=lambda n: bar.update(job, completed=n),
+                          jobs=jobs or default_jobs(),
                           config=CoreConfig(lateness_ms=lateness_ms))
         except ReplayError as e:
             _fail(str(e))

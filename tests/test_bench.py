@@ -17,6 +17,8 @@ def test_bench_writes_every_phase(tmp_path: Path):
                      console=Console(file=(tmp_path / "bench.log").open("w"))) == 0
     r = json.loads(out.read_text())
     assert r["replay"]["records"] == 3000 + 2000 + 1000  # traffic, registry, watch list
+    assert len(r["replay"]["runs_records_per_s"]) == 3
+    assert r["replay"]["records_per_s"] == sorted(r["replay"]["runs_records_per_s"])[1]
     assert r["saturation"]["records"] == 3000 and r["saturation"]["events_per_s"] > 0
     assert r["transport_passthrough"]["records"] == 3000
     lat = r["latency"]

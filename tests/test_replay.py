@@ -204,3 +204,14 @@ def test_lateness_bounds_the_disorder_replay_reorders(tmp_path: Path):
         late[lateness] = int(r.stdout.rsplit("late ", 1)[1].split()[0])
     # (counted per stage event: the payee's and payer's accounts, then the payer)
     assert late[100] > 0 and late[200] == 0
+
+
+def test_jobs_default_to_a_pipeline_of_two_where_there_are_two_cpus(monkeypatch):
+    """The front is the pipeline's bottleneck: a third process would add memory, not speed."""
+    import os
+
+    from streams.replay import default_jobs
+
+    for cpus, jobs in (({0}, 1), ({0, 1}, 2), (set(range(16)), 2)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, c=cpus: c)
+        assert default_jobs() == jobs
