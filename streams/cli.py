@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from streams.settings import DEFAULT_STOP_TIMEOUT_S
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="ZeroTransfer: telecom-fraud early warning, from calls and transfers to "
                        "warning tasks for police desks and banks.")
@@ -100,6 +102,11 @@ def worker(
         envvar="ZT_MODELS", help="Model registry directory; its promoted model scores and is "
         "switched without a restart (default .zt/models; 'none': no model).")] = None,
     lateness_ms: Lateness = 200,
+    stop_timeout: Annotated[float, typer.Option(
+        min=0, envvar="ZT_STOP_TIMEOUT_S", help="Seconds a worker told to stop (SIGTERM, Ctrl-C) "
+        "may take before it exits without a clean stop, as when its broker is gone; records not "
+        "committed are read again. 0: wait for ever. A second signal exits at once.")
+    ] = DEFAULT_STOP_TIMEOUT_S,
 ) -> None:
     """Run one worker (the Faust app). Start more processes to scale out (one per partition)."""
     from streams import settings as st
@@ -117,11 +124,11 @@ def worker(
         load_rules(rules)  # a bad rule file stops a starting worker with its line and reason
     except ValueError as e:
         _fail(str(e))
-    import faust
     import uvloop
 
     from streams import metrics
     from streams.app import app as faust_app
+    from streams.stopping import Worker
 
     try:
         metrics.serve(metrics_port, metrics_host)
@@ -134,7 +141,7 @@ def worker(
     from streams.heap import tune_for_long_lived_heap
 
     tune_for_long_lived_heap()
-    w = faust.Worker(faust_app, loglevel=loglevel, quiet=True)
+    w = Worker(faust_app, loglevel=loglevel, quiet=True, stop_timeout_s=stop_timeout)
     w.execute_from_commandline()
 
 

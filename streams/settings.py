@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+# How long a worker told to stop may take (streams/stopping.py): under the 30 s grace period of
+# docker/compose.yaml and of Kubernetes by default, so the worker says why it exits before it is
+# killed.
+DEFAULT_STOP_TIMEOUT_S = 20.0
 
 
 @dataclass(frozen=True)
