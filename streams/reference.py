@@ -52,15 +52,12 @@ class Listing:
 @dataclass
 class Reference:
     persons: dict[str, Person] = field(default_factory=dict)
-    by_msisdn: dict[str, str] = field(default_factory=dict)
-    by_account: dict[str, str] = field(default_factory=dict)
+    # The person of each line and account: the entity stage asks up to three times a record.
+    by_msisdn: dict[str, Person] = field(default_factory=dict)
+    by_account: dict[str, Person] = field(default_factory=dict)
     bank_of: dict[str, str] = field(default_factory=dict)
     watch: dict[str, list[Listing]] = field(default_factory=dict)
     tasks: OrderedDict[str, str] = field(default_factory=OrderedDict)  # task_id -> person_id
-    # The persons themselves by line and by account, kept with by_msisdn and by_account: the
-    # entity stage asks up to three times a record, and one lookup is half the cost of two.
-    _msisdn_person: dict[str, Person] = field(default_factory=dict, repr=False)
-    _account_person: dict[str, Person] = field(default_factory=dict, repr=False)
 
     def note_task(self, task_id: str, person_id: str) -> None:
         """Remember whose task this is, so its outcome finds the person (bounded)."""
@@ -81,13 +78,11 @@ class Reference:
         old = self.persons.pop(pid, None)
         if old is not None:
             for m in old.msisdns:
-                if self.by_msisdn.get(m) == pid:
+                if self.by_msisdn.get(m) is old:  # (not if another person has taken it since)
                     del self.by_msisdn[m]
-                    del self._msisdn_person[m]
             for _, a in old.accounts:
-                if self.by_account.get(a) == pid:
+                if self.by_account.get(a) is old:
                     del self.by_account[a]
-                    del self._account_person[a]
         if rec["op"] == "delete":
             return
         person = Person(
@@ -99,11 +94,9 @@ class Reference:
         )
         self.persons[pid] = person
         for m in person.msisdns:
-            self.by_msisdn[m] = pid
-            self._msisdn_person[m] = person
+            self.by_msisdn[m] = person
         for bank, a in person.accounts:
-            self.by_account[a] = pid
-            self._account_person[a] = person
+            self.by_account[a] = person
             self.bank_of[a] = bank
 
     def _watchlist(self, rec: dict[str, Any]) -> None:
@@ -125,10 +118,10 @@ class Reference:
                     s.until_ms = t
 
     def person_of_msisdn(self, msisdn: str) -> Person | None:
-        return self._msisdn_person.get(msisdn)
+        return self.by_msisdn.get(msisdn)
 
     def person_of_account(self, account: str) -> Person | None:
-        return self._account_person.get(account)
+        return self.by_account.get(account)
 
     def listed(self, value: str, at_ms: int) -> Listing | None:
         """The watch-list entry covering ``value`` at event time ``at_ms``, if any."""

@@ -356,12 +356,6 @@ class PersonPipe:
         self._flush_full()
 
     def step(self, t_ms: int, events: list[StageEvent]) -> list[WarningTask]:
-        if len(self.conns) == 1:  # the usual case (--jobs 2), without the split
-            ops = self.ops[0]
-            self._step(ops, t_ms, [_wire(ev) for ev in events])
-            if len(ops) >= OPS_PER_MESSAGE:
-                self._flush(0)
-            return []
         for ops, wired in zip(self.ops, self._split(events), strict=True):
             self._step(ops, t_ms, wired)
         self._flush_full()
@@ -370,6 +364,8 @@ class PersonPipe:
     def _split(self, events: list[StageEvent]) -> list[list[tuple[Any, ...]]]:
         """Each person process's share of ``events``, on the wire."""
         n = len(self.conns)
+        if n == 1:
+            return [[_wire(ev) for ev in events]]
         mine: list[list[tuple[Any, ...]]] = [[] for _ in range(n)]
         for ev in events:
             k = self._bucket.get(ev.key)

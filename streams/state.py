@@ -44,10 +44,6 @@ class _Window:
         while items and items[0][0] < horizon:
             items.popleft()
 
-    def items(self, now_ms: int) -> list[tuple[int, object]]:
-        self.expire(now_ms)
-        return list(self._items)
-
     def __len__(self) -> int:
         return len(self._items)
 
