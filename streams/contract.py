@@ -167,10 +167,26 @@ def validate(topic: str, value: Any) -> dict[str, Any]:
         valid = False
     if not valid:
         raise ContractError(topic, explain(topic, value))
-    problem = _time_problem(topic, value)
-    if problem:
-        raise ContractError(topic, problem)
+    # The schema has matched each time field against its RFC 3339 pattern (every time field of
+    # the contract has it: tests/test_contract.py): what is left to know is whether the time
+    # exists (no "2026-13-45") and lies in the years, which parsing it tells.
+    for field in TIME_FIELDS.get(topic, _EVENT_TIME):
+        text = value.get(field)
+        if text is not None and not _time_ok(text):
+            raise ContractError(topic, _time_problem(topic, value) or f"{topic}: {field}: invalid")
     return value
+
+
+_EVENT_TIME = ("event_time",)
+
+
+def _time_ok(text: str) -> bool:
+    """A time the pattern admits: whether it exists and lies in MIN_YEAR-MAX_YEAR, locally."""
+    try:
+        t = parse(text)
+    except ValueError:
+        return False
+    return _LOCAL_FROM_MS <= t.ms + t.offset_min * 60_000 < _LOCAL_UNTIL_MS
 
 
 def check(topic: str, raw: bytes | str) -> Checked:

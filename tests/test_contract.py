@@ -62,6 +62,41 @@ def test_validation_says_which_field_is_wrong_and_why(topic: str, change: dict, 
     assert err.value.reason.startswith(reason), err.value.reason
 
 
+RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
+
+
+def _date_time_fields(node: object, path: str = "") -> dict[str, str | None]:
+    """Every property of a schema declared ``format: date-time``, with its pattern."""
+    found: dict[str, str | None] = {}
+    if isinstance(node, dict):
+        if node.get("format") == "date-time":
+            found[path] = node.get("pattern")
+        for key, sub in node.items():
+            found.update(_date_time_fields(sub, f"{path}/{key}"))
+    elif isinstance(node, list):
+        for sub in node:
+            found.update(_date_time_fields(sub, path))
+    return found
+
+
+@pytest.mark.parametrize("topic", contract.ALL_TOPICS)
+def test_every_time_field_is_checked_and_carries_the_rfc3339_pattern(topic: str):
+    # validate() leaves the shape of a time to this pattern and only parses what it admits.
+    fields = _date_time_fields(contract.schema(topic))
+    assert fields, topic
+    assert set(fields.values()) == {RFC3339_PATTERN}
+    checked = contract.TIME_FIELDS.get(topic, ("event_time",))
+    assert {path.rsplit("/", 1)[1] for path in fields} == set(checked)
+
+
+def test_a_bad_second_time_field_is_named():
+    task = {**contract.example("warning-tasks"), "due_time": "2026-02-30T09:00:00+08:00"}
+    with pytest.raises(contract.ContractError) as err:
+        contract.validate("warning-tasks", task)
+    assert err.value.reason == ("warning-tasks: due_time: '2026-02-30T09:00:00+08:00' "
+                                "is not a valid RFC 3339 time")
+
+
 @pytest.mark.parametrize(("topic", "missing"), [
     ("calls", "duration_s"), ("transactions", "payee_account"), ("case-reports", "txn_ids")])
 def test_a_missing_field_is_named(topic: str, missing: str):
