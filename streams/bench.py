@@ -19,6 +19,7 @@ import json
 import multiprocessing
 import os
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -138,7 +139,9 @@ def run_bench(records: int, rate: int, seconds: float, out: Path, console: Conso
     city = BenchCity(persons=persons)
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        # The interpreter's build matters (~10% between a static and a shared libpython here).
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "python_executable": os.path.realpath(sys.executable),
                     "platform": platform.platform()},
         "params": {"records": records, "rate": rate, "seconds": seconds, "persons": persons,
                    "workers": workers,
