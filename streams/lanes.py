@@ -67,9 +67,10 @@ class LaneConfig:
     idle_flush_s: float = 1.0  # inputs read to their end this long: release what was sent
     # An input partition read to its end counts as idle (its mark then follows the newest
     # partition's) at once when it is within half the lateness of that partition in event time
-    # (a live feed between two of its batches), else only after this long without data: a
-    # partition that merely caught up with a bulk feed far behind the others is not idle, and
-    # marking it so made its next records late (seen with two workers on a bulk feed).
+    # (a live feed between two of its batches), else only once a fetch response this long after
+    # its last data still ends there: a partition that merely caught up with a bulk feed far
+    # behind the others is not idle, and marking it so made its next records late (seen with
+    # two workers on a bulk feed).
     idle_partition_s: float = 0.25
     # Offsets are committed this often, not every batch: a commit waits for every send before
     # it, and a lane that waits cannot fetch. (A restart re-reads at most this much, at least once.)
@@ -162,6 +163,7 @@ class Lanes:
         self.producer: AIOKafkaProducer | None = None
         self._stopping = asyncio.Event()  # the reference and ingest lanes; the stages after them
         self._counted: dict[str, int] = {}
+        self._quiet_idle: set[TopicPartition] = set()  # input partitions judged idle while behind
         self._exported: dict[tuple[str, tuple[str, ...]], float] = {}
         self._partitions: dict[str, list[int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -305,7 +307,9 @@ class Lanes:
     async def _ingest_lane(self) -> None:
         link = self.entity_link
 
-        last_data: dict[TopicPartition, float] = {}  # when each input partition last had data
+        # Per input partition, aiokafka's stamp of its end (the wall ms of the fetch response
+        # that last told where it ends) when its data last came, or when it was first seen.
+        data_stamp: dict[TopicPartition, int] = {}
 
         class Sources(ConsumerRebalanceListener):
             # The inputs this worker reads changed: data a former owner sent through the broker
@@ -316,7 +320,7 @@ class Lanes:
             async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
                 link.reset()
                 for tp in assigned:
-                    last_data.setdefault(tp, time.monotonic())
+                    data_stamp.pop(tp, None)  # (ours again: quiet only from now on)
 
         consumer = AIOKafkaConsumer(group_id=f"{self.cfg.group}-ingest", **consumer_kwargs(self.cfg))
         consumer.subscribe(list(HIGH_VOLUME), listener=Sources())
@@ -330,6 +334,7 @@ class Lanes:
         markers = self._entity_markers
         sent_until = -(2**62)  # latest availability time routed on (a call is available at its end)
         idle_since: float | None = None
+        released_quiet = False
         committed_at = time.monotonic()
 
         async def commit() -> None:
@@ -355,23 +360,32 @@ class Lanes:
                 if not batches:
                     lag.caught_up()
                     lag.publish()
-                    marks = await self._input_watermarks(consumer, newest_ms, consumed, last_data)
+                    marks = await self._input_watermarks(consumer, newest_ms, consumed, data_stamp)
                     idle_since = idle_since or time.monotonic()
                     if marks and time.monotonic() - idle_since >= self.cfg.idle_flush_s:
                         # A quiet stream: nothing is in flight, so what was sent may be decided
                         # now (replay decides it at the end of the file). A record arriving
                         # later with an earlier time is decided at once and counted as late.
+                        if not released_quiet and sent_until > min(marks.values()):
+                            released_quiet = True  # (said once per quiet spell)
+                            log.info("inputs quiet for %.1f s: releasing what was sent, %.1f s of "
+                                     "event time past the slowest input",
+                                     time.monotonic() - idle_since,
+                                     (sent_until - min(marks.values())) / 1000)
                         marks = {src: max(wm, sent_until) for src, wm in marks.items()}
                     await markers.send(marks)
                     await commit()
                     continue
-                idle_since = None
+                idle_since, released_quiet = None, False
+                for tp in batches:  # (before any await: these partitions are still ours)
+                    stamp = consumer.last_poll_timestamp(tp)
+                    if stamp is not None:
+                        data_stamp[tp] = stamp
                 started = time.perf_counter()
-                arrived, mono = time.time(), time.monotonic()
+                arrived = time.time()
                 routed: list[StageEvent] = []
                 for tp, msgs in batches.items():
                     topic = tp.topic
-                    last_data[tp] = mono
                     metrics.RECORDS_CONSUMED.labels(topic).inc(len(msgs))
                     newest = -(2**62)
                     for m in msgs:
@@ -398,7 +412,7 @@ class Lanes:
                     lag.update(consumer, tp, consumed[tp])
                 if routed:
                     sent_until = max(sent_until, max(ev.avail_ms for ev in routed))
-                marks = await self._input_watermarks(consumer, newest_ms, consumed, last_data)
+                marks = await self._input_watermarks(consumer, newest_ms, consumed, data_stamp)
                 await self._send_stage(ENTITY_EVENTS, routed, markers, marks)
                 # Partitions that got no data get a marker of their own, behind the data (one
                 # producer keeps the order); the commit waits for the acknowledgements.
@@ -413,28 +427,42 @@ class Lanes:
 
     async def _input_watermarks(self, consumer: AIOKafkaConsumer, newest_ms: dict[TopicPartition, int],
                                 consumed: dict[TopicPartition, int],
-                                last_data: dict[TopicPartition, float]) -> dict[str, int]:
+                                data_stamp: dict[TopicPartition, int]) -> dict[str, int]:
         """How far each input partition of this worker has come: its newest event time minus
         the lateness, or, once it is idle, the newest time of any of them minus the lateness (an
         idle partition must not hold the others back; a record it gets later than that is late).
-        Idle: read to its end, and within half the lateness of the newest partition or without
-        data for ``idle_partition_s`` (``LaneConfig``)."""
+        Idle: read to its end, and within half the lateness of the newest partition or quiet:
+        a fetch response that came ``idle_partition_s`` (``LaneConfig``) or more after its last
+        data still put its end there. Not the time since that data alone: while a long batch
+        holds the event loop, the partition's next records may wait in a response not read yet,
+        and the end known for it is stale."""
         if not newest_ms:
             return {}
         lateness, top = self.cfg.core.lateness_ms, max(newest_ms.values())
         near = top - lateness // 2
-        quiet_since = time.monotonic() - self.cfg.idle_partition_s
+        quiet_ms = self.cfg.idle_partition_s * 1000
         out = {}
         for tp in consumer.assignment():
             high = consumer.highwater(tp)
+            stamp = consumer.last_poll_timestamp(tp)  # (before the await below: still ours)
             nxt = consumed.get(tp)
             if nxt is None and high is not None:
                 try:
                     nxt = await consumer.position(tp)
                 except Exception:  # no position yet (rebalance): say nothing for it this time
                     continue
+            quiet_for = stamp - data_stamp.setdefault(tp, stamp) if stamp is not None else 0
+            behind = newest_ms.get(tp, near - 1) < near
             idle = (high is not None and nxt is not None and nxt >= high
-                    and (newest_ms.get(tp, near - 1) >= near or last_data.get(tp, 0.0) <= quiet_since))
+                    and (not behind or quiet_for >= quiet_ms))
+            if idle and behind and tp in newest_ms and tp not in self._quiet_idle:
+                # The one judgement that can make records late (if the partition's feed had only
+                # stalled): said once per quiet spell, for whoever reads a lateness count.
+                self._quiet_idle.add(tp)
+                log.info("%s/%d: idle (no data for %.2f s), %.1f s of event time behind the newest",
+                         tp.topic, tp.partition, quiet_for / 1000, (top - newest_ms[tp]) / 1000)
+            elif not idle:
+                self._quiet_idle.discard(tp)
             seen = top if idle else newest_ms.get(tp)
             if seen is not None:
                 out[f"{tp.topic}/{tp.partition}"] = seen - lateness
