@@ -208,7 +208,11 @@ def with_settings(s: DeskSettings, **changes: Any) -> DeskSettings:
 # -- Chromium ---------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A headless Chromium context (Debian's binary, a new user-data-dir) for the session."""
+    """A headless Chromium context (Debian's binary, a new user-data-dir) for the session.
+
+    While it lives, Playwright's sync API keeps an asyncio loop running in the main thread, so
+    a test after it cannot ``asyncio.run()`` in-process (tests/test_idle_partitions.py steps
+    its coroutine by hand for that reason)."""
     if not Path(CHROMIUM).exists():
         unavailable(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
     try:
