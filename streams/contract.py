@@ -23,7 +23,7 @@ import jsonschema
 import jsonschema_rs
 import orjson
 
-from streams.eventtime import parse
+from streams.eventtime import EventTime, parse
 
 INPUT_TOPICS: tuple[str, ...] = (
     "registry",
@@ -140,9 +140,7 @@ def _time_text_problem(text: str) -> str | None:
             t = parse(text)
         except ValueError:
             return _any_time_text_problem(text)
-        if _LOCAL_FROM_MS <= t.ms + t.offset_min * 60_000 < _LOCAL_UNTIL_MS:
-            return None
-        return f"is outside the years {MIN_YEAR}-{MAX_YEAR}"
+        return None if _in_years(t) else f"is outside the years {MIN_YEAR}-{MAX_YEAR}"
     return _any_time_text_problem(text)
 
 
@@ -183,9 +181,13 @@ _EVENT_TIME = ("event_time",)
 def _time_ok(text: str) -> bool:
     """A time the pattern admits: whether it exists and lies in MIN_YEAR-MAX_YEAR, locally."""
     try:
-        t = parse(text)
+        return _in_years(parse(text))
     except ValueError:
         return False
+
+
+def _in_years(t: EventTime) -> bool:
+    """Whether a time's local year (its milliseconds shifted by its offset) is a contract year."""
     return _LOCAL_FROM_MS <= t.ms + t.offset_min * 60_000 < _LOCAL_UNTIL_MS
 
 

@@ -362,7 +362,7 @@ class PersonPipe:
         # Called once per record read: with one person process (the default) it takes one
         # call, for this plumbing was a tenth of the front's instructions.
         if len(self.conns) == 1:
-            self._step(0, t_ms, _wired(events) if events else [])
+            self._step(0, t_ms, _wired(events))
         else:
             for k, group in enumerate(self._split(events)):
                 self._step(k, t_ms, _wired(group))

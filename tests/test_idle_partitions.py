@@ -8,6 +8,7 @@ hand, to show the cases a busy worker meets only by chance.
 
 from __future__ import annotations
 
+import pytest
 from aiokafka import TopicPartition
 
 from streams.core import CoreConfig
@@ -74,21 +75,18 @@ def test_a_partition_far_behind_is_idle_only_once_a_later_fetch_still_ends_where
     assert marks["calls/1"] == 1_060_000 - LATENESS  # B has data left to read: its own time
 
 
-def test_a_partition_with_data_left_to_read_is_never_idle():
-    lanes, ends = _lanes(), KnownEnds()
-    newest, consumed = {A: 1_000_000, B: 1_060_000}, {A: 50, B: 80}
-    ends.high, ends.stamp = {A: 51, B: 80}, {A: 99_000, B: 99_000}
-    marks = _marks(lanes, ends, newest, consumed, {A: 5_000, B: 5_000})
-    assert marks["calls/0"] == 1_000_000 - LATENESS
-
-
-def test_a_partition_near_the_newest_is_idle_at_once():
+@pytest.mark.parametrize(("newest_a", "high_a", "stamp", "mark_a"), [
+    # Data left to read: never idle, however long since its data.
+    (1_000_000, 51, 99_000, 1_000_000 - LATENESS),
     # A live feed between two of its batches: within half the lateness of the newest partition.
+    (1_059_500, 50, 5_000, 1_060_000 - LATENESS),
+], ids=["data-left-to-read-is-never-idle", "near-the-newest-is-idle-at-once"])
+def test_a_partition_read_to_its_end_or_not(newest_a: int, high_a: int, stamp: int, mark_a: int):
     lanes, ends = _lanes(), KnownEnds()
-    newest, consumed = {A: 1_059_500, B: 1_060_000}, {A: 50, B: 80}
-    ends.high, ends.stamp = {A: 50, B: 90}, {A: 5_000, B: 5_000}
+    newest, consumed = {A: newest_a, B: 1_060_000}, {A: 50, B: 80}
+    ends.high, ends.stamp = {A: high_a, B: 90}, {A: stamp, B: stamp}
     marks = _marks(lanes, ends, newest, consumed, {A: 5_000, B: 5_000})
-    assert marks["calls/0"] == 1_060_000 - LATENESS
+    assert marks["calls/0"] == mark_a
 
 
 def test_a_partition_first_seen_waits_the_quiet_time_from_its_first_fetch():
