@@ -26,6 +26,9 @@ def simulate(
         help="Ground-truth file (default: beside --out, *.truth.jsonl).")] = None,
     config: Annotated[Path | None, typer.Option(
         help="City parameter file overlaying the packaged city.yaml.")] = None,
+    scenario: Annotated[str | None, typer.Option(
+        help="A city of the family in streams/simulator/scenarios.yaml (t-* to train and tune, "
+             "h-* held out for evaluation).")] = None,
     respond: Annotated[bool, typer.Option(
         help="Closed loop: feed the decision core, answer its tasks, compare with the "
              "counterfactual run, report and plot.")] = False,
@@ -55,6 +58,12 @@ def simulate(
         err.print("[bold red]error:[/] --respond runs the loop in-process to a file; "
                   "drop --broker")
         raise typer.Exit(2)
+    from .config import scenarios
+
+    if scenario is not None and scenario not in scenarios():
+        err.print(f"[bold red]error:[/] unknown scenario {scenario!r}; choose one of "
+                  f"{', '.join(sorted(scenarios()))} (streams/simulator/scenarios.yaml)")
+        raise typer.Exit(2)
     if speed < 0:
         err.print("[bold red]error:[/] --speed must be 0 (unpaced) or positive")
         raise typer.Exit(2)
@@ -79,13 +88,13 @@ def simulate(
                 raise typer.Exit(2) from None
             loop = closed_loop(persons, days, seed, out_path,
                                lambda: Core(ruleset=ruleset, scorer=scorer), truth, config,
-                               progress=progress)
+                               progress=progress, scenario=scenario)
         elif broker:
             from streams import settings
 
             from .publish import BrokerSink
 
-            city = build_city(persons, days, seed, config)
+            city = build_city(persons, days, seed, config, scenario=scenario)
             sink = BrokerSink(settings.load(bootstrap).bootstrap, speed, city.clock.t0)
             try:
                 run_city(city, [sink], progress)
@@ -93,7 +102,7 @@ def simulate(
                 sink.close()
             city.truth.write(truth, city)
         else:
-            city = build_city(persons, days, seed, config)
+            city = build_city(persons, days, seed, config, scenario=scenario)
             from .run import ReplayWriter
 
             writer = ReplayWriter(out_path)

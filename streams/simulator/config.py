@@ -16,7 +16,7 @@ import yaml
 Config = dict[str, Any]
 
 # Keys whose mappings are open (new fraud types, districts, banks may be added).
-_OPEN = {"districts", "carriers", "banks", "types", "large_payment_kinds"}
+_OPEN = {"districts", "carriers", "banks", "types", "large_payment_kinds", "pay_during_call"}
 
 
 class ConfigError(ValueError):
@@ -27,9 +27,25 @@ def default_text() -> str:
     return (resources.files("streams.simulator") / "city.yaml").read_text("utf-8")
 
 
-def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """The default city, overlaid by the YAML file at ``path`` and then by ``overrides``."""
+def scenarios() -> dict[str, tuple[str, dict[str, Any]]]:
+    """The family of cities (``scenarios.yaml``): name -> (``train`` | ``heldout``, overlay)."""
+    text = (resources.files("streams.simulator") / "scenarios.yaml").read_text("utf-8")
+    return {name: (family, overlay or {}) for family, members in yaml.safe_load(text).items()
+            for name, overlay in members.items()}
+
+
+def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+         scenario: str | None = None) -> Config:
+    """The default city, overlaid by the ``scenario`` of the family, the YAML file at ``path``
+    and then ``overrides``."""
     cfg = yaml.safe_load(default_text())
+    if scenario is not None:
+        family = scenarios()
+        if scenario not in family:
+            raise ConfigError(f"unknown scenario {scenario!r}; the family has "
+                              f"{', '.join(sorted(family))}")
+        _merge(cfg, copy.deepcopy(family[scenario][1]), "")
+        cfg["scenario"] = scenario
     if path is not None:
         user = yaml.safe_load(Path(path).read_text("utf-8")) or {}
         if not isinstance(user, dict):
@@ -78,7 +94,8 @@ def _check(cfg: Config) -> None:
     for section in ("calls", "transfers", "lookalikes", "fraud", "respond"):
         for key, value in cfg[section].items():
             prob = key in {"answered", "sms_share", "callback", "fail_share", "case_report",
-                           "relapse", "bank_fail", "visit_reach", "mule_local_share"}
+                           "relapse", "bank_fail", "visit_reach", "mule_local_share",
+                           "mule_reuse_in_episode"}
             if prob and not 0 <= float(value) <= 1:
                 raise ConfigError(f"{section}.{key} is a probability, got {value}")
     if len(cfg["calls"]["hours"]) != 24 or len(cfg["transfers"]["hours"]) != 24:

@@ -355,7 +355,8 @@ class Fraud:
         return live[int(rng.choice(len(live), p=w / w.sum()))]
 
     def _mule(self, rng: np.random.Generator, t: int, prefer: Mule | None) -> Mule:
-        if prefer is not None and prefer.start <= t < prefer.end and rng.random() < 0.7:
+        if prefer is not None and prefer.start <= t < prefer.end \
+                and rng.random() < self.cfg["mule_reuse_in_episode"]:
             return prefer
         # Plans never look at what desks and banks did, so the counterfactual city is the same.
         live = [m for m in self.mules if m.start <= t < m.end]
@@ -551,9 +552,16 @@ class Plan:
     def minutes(self, lo: float, hi: float) -> int:
         return int(self.rng.uniform(lo, hi) * MINUTE)
 
-    def call(self, t: int, dur_s: int) -> None:
+    def call(self, t: int, dur_s: int) -> int:
+        """A call from the episode's line; returns its length in ms (scaled by the city)."""
         self.line = self.f._line(self.rng, self.ep.type, t, self.line)
-        self.ep.steps.append((t, "call", {"line": self.line, "duration": int(dur_s)}))
+        dur_s = max(1, int(dur_s * self.f.cfg["call_length_scale"]))
+        self.ep.steps.append((t, "call", {"line": self.line, "duration": dur_s}))
+        return dur_s * SECOND
+
+    def during_call(self) -> bool:
+        """Whether this victim pays while the fraudster is still on the line."""
+        return bool(self.rng.random() < self.f.cfg["pay_during_call"].get(self.ep.type, 1.0))
 
     def sms(self, t: int, url: bool = True) -> None:
         self.line = self.f._line(self.rng, self.ep.type, t, self.line)
@@ -625,9 +633,10 @@ class Plan:
         t = self.ep.start
         if self.rng.random() < 0.3:
             self.sms(t - self.minutes(5, 60))
-        dur = self.minutes(8, 40)
-        self.call(t, dur // SECOND)
-        self.payments(t + self.minutes(4, max(5, dur / MINUTE - 2)), self.n_payments(), (2, 8))
+        dur = self.call(t, self.minutes(8, 40) // SECOND)
+        pay = (t + self.minutes(min(4, dur / MINUTE / 2), max(1, dur / MINUTE - 2)) if self.during_call()
+               else t + dur + self.minutes(1, 20))
+        self.payments(pay, self.n_payments(), (2, 8))
 
     def pig_butchering(self) -> None:
         """Days of grooming over chat with the odd call, then escalating "investments"."""
@@ -678,15 +687,14 @@ class Plan:
     def police_impersonation(self) -> None:
         """Long calls from "the police", then savings gathered and sent to a "safe account"."""
         t = self.ep.start
-        dur = self.minutes(30, 90)
-        self.call(t, dur // SECOND)
+        dur = self.call(t, self.minutes(30, 90) // SECOND)
         if self.rng.random() < 0.6:
-            t += self.minutes(60, 24 * 60)
-            dur = self.minutes(20, 60)
-            self.call(t, dur // SECOND)
+            t += dur + self.minutes(60, 24 * 60)
+            dur = self.call(t, self.minutes(20, 60) // SECOND)
         ch = "counter" if self.rng.random() < 0.2 else None
-        self.payments(t + self.minutes(10, max(11, dur / MINUTE - 5)), self.n_payments(),
-                      (5, 20), channel=ch)
+        pay = (t + self.minutes(min(10, dur / MINUTE / 2), max(1, dur / MINUTE - 5))
+               if self.during_call() else t + dur + self.minutes(2, 60))
+        self.payments(pay, self.n_payments(), (5, 20), channel=ch)
 
     def acquaintance_impersonation(self) -> None:
         """A "boss" or relative on a chat app asks for money now: few or no call records."""

@@ -43,8 +43,8 @@ Progress = Callable[[int, int, int], None]  # (hours done, hours total, records 
 
 
 def build_city(persons: int, days: int, seed: int, config: str | Path | None = None,
-               overrides: dict[str, Any] | None = None) -> City:
-    cfg = config_mod.load(config, overrides)
+               overrides: dict[str, Any] | None = None, scenario: str | None = None) -> City:
+    cfg = config_mod.load(config, overrides, scenario)
     return City(persons, days, seed, cfg)
 
 
@@ -64,10 +64,10 @@ def run_city(city: City, sinks: list[Callable[..., None]],
 def simulate(persons: int, days: int, seed: int, out: str | Path,
              truth: str | Path | None = None, config: str | Path | None = None,
              overrides: dict[str, Any] | None = None,
-             progress: Progress | None = None) -> RunResult:
+             progress: Progress | None = None, scenario: str | None = None) -> RunResult:
     """Write a synthetic city's contract records to ``out`` (JSON Lines, event-time order) and
     its ground truth to ``truth``; the same arguments give the same bytes."""
-    city = build_city(persons, days, seed, config, overrides)
+    city = build_city(persons, days, seed, config, overrides, scenario)
     writer = ReplayWriter(out)
     try:
         run_city(city, [writer], progress)
@@ -81,7 +81,7 @@ def simulate(persons: int, days: int, seed: int, out: str | Path,
 def closed_loop(persons: int, days: int, seed: int, out: str | Path | None,
                 core_factory: Callable[[], Any], truth: str | Path | None = None,
                 config: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                progress: Progress | None = None) -> LoopResult:
+                progress: Progress | None = None, scenario: str | None = None) -> LoopResult:
     """Run the city twice from the same seed: without the pipeline (the counterfactual) and with
     the core and the simulated desks and banks answering its tasks; report what users report."""
     from .report import loop_report
@@ -92,9 +92,9 @@ def closed_loop(persons: int, days: int, seed: int, out: str | Path | None,
             return None
         return lambda h, total, n: progress(h + (total if label == "on" else 0), 2 * total, n)
 
-    base = build_city(persons, days, seed, config, overrides)
+    base = build_city(persons, days, seed, config, overrides, scenario)
     run_city(base, [], phase("off"))
-    city = build_city(persons, days, seed, config, overrides)
+    city = build_city(persons, days, seed, config, overrides, scenario)
     from .city import generator
 
     responder = Responder(city, core_factory(), generator(seed, 9))

@@ -36,7 +36,8 @@ class Truth:
             def put(row: dict[str, Any]) -> None:
                 f.write(orjson.dumps(row) + b"\n")
 
-            put({"kind": "run", "persons": city.pop.n, "days": city.days, "seed": city.seed,
+            put({"kind": "run", "generator": "zt simulate", "setting": city.cfg.get("scenario"),
+                 "persons": city.pop.n, "days": city.days, "seed": city.seed,
                  "start": fmt(city.clock.t0), "counts": dict(sorted(self.counts.items()))})
             for ep in city.fraud.episodes:
                 put(ep.truth(city))
