@@ -58,6 +58,11 @@ FEATURES: tuple[Feature, ...] = (
     _f("line_short_share_24h", "share of this line's answered calls in the last 24 h shorter than "
        "1 minute", "ratio", "contact"),
     _f("line_registered", "the calling line belongs to a registered resident", "flag", "contact"),
+    _f("line_elderly_share_24h", "share of this line's answered calls in the last 24 h that "
+       "reached a resident aged 60 or more", "ratio", "contact"),
+    _f("line_sms_url_24h", "texts with a link this line sent in the last 24 h", "count", "contact"),
+    _f("caller_reported", "a victim's case report named the calling line before the call ended",
+       "flag", "contact"),
     # the person's recent contacts from unknown lines (both points)
     _f("unknown_calls_24h", "answered calls from unknown lines to the person in the last 24 h",
        "count"),
@@ -74,6 +79,12 @@ FEATURES: tuple[Feature, ...] = (
     _f("payee_own", "the payee account is the person's own", "flag", "transfer"),
     _f("payee_listed", "the payee account is on the watch list", "flag", "transfer"),
     _f("payee_registered", "a registered resident holds the payee account", "flag", "transfer"),
+    _f("payee_holder_known", "the resident who holds the payee account is someone the person "
+       "calls (they called one of the holder's lines in the last 90 days)", "flag", "transfer"),
+    _f("payee_first_paid_days", "days since the person first paid this payee (0 if never)",
+       "days", "transfer"),
+    _f("payee_reported", "a victim's case report named the payee account before this transfer",
+       "flag", "transfer"),
     _f("payee_distinct_payers_24h", "distinct accounts that paid the payee in the last 24 h",
        "count", "transfer"),
     _f("payee_drain_share_24h", "share of the money into the payee in the last 24 h that left it "

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from models.features import NONE_MIN
-from streams.eventtime import fmt, parse, to_ms
-from streams.ladder import Ladder, Policy
+from streams.eventtime import fmt, local_year, parse, to_ms
+from streams.ladder import Episode, Ladder, Policy
 from streams.privacy import mask_account, mask_msisdn
 from streams.reference import Person, Reference
 from streams.state import DAY, HOUR, MINUTE, AccountStats, LineStats, PersonContacts, PersonTransfers, SeenIds
@@ -63,6 +63,7 @@ class CoreConfig:
     # Each stage waits this long behind the slowest partition, so it is also the latency floor.
     lateness_ms: int = 200
     min_contact_s: int = 60  # shorter answered calls from unknown lines are no scoring point
+    elderly_age: int = 60  # a line's share of elderly people reached (fraud lines target them)
     min_call_s: int = 300  # built-in rule (no rule set loaded): a "hooked" call
     long_call_s: int = 20 * 60  # priority 1 from this call duration on
     # How long event ids are remembered for de-duplication: redeliveries come within minutes (a
@@ -165,6 +166,7 @@ class Router:
             ev = StageEvent.make(topic, value["payee_account"], "payee", value, arrived)
             return [ev, ev.to(value["payer_account"], "payer")], []
         if topic == "case-reports":
+            self.reference.apply(topic, value)  # what it names is suspect for everyone
             return [], [StageEvent.make(topic, value["person_id"], "report", value, arrived)]
         person_id = self.reference.tasks.get(value["task_id"])  # task-outcomes
         if person_id is None:
@@ -219,9 +221,11 @@ class EntityStage:
                 line = self.lines[ev.key] = LineStats()
             answered = v["kind"] == "voice" and bool(v.get("answered"))
             duration_s = v["duration_s"]
-            line.update(t, v["callee"], answered, duration_s)
-            out = []
             callee = ref.person_of_msisdn(v["callee"])
+            elderly = callee is not None and (
+                local_year(t, ev.offset_min) - callee.birth_year >= self.config.elderly_age)
+            line.update(t, v["callee"], answered, duration_s, elderly, bool(v.get("sms_has_url")))
+            out = []
             caller = ref.person_of_msisdn(v["caller"])
             # An unanswered call (or a text) changes nothing of its callee's state, so it goes
             # to the caller only (a third of a carrier's records: a third fewer person events).
@@ -353,7 +357,6 @@ class Decider:
         self.scorer = scorer
         self.observer = observer
         self._swept_ms = 0
-        self._years: dict[int, int] = {}
         self._seen = SeenIds(self.config.seen_ttl_ms)
         self._hits: dict[str, dict[tuple[str, str], int]] = {}  # person -> (rule, mode) -> time
         self._hits_pruned_ms = 0
@@ -462,12 +465,8 @@ class Decider:
 
     def _base(self, person: Person, t_ms: int, offset_min: int) -> tuple[float, float]:
         """(person_age, hour_of_day) at ``t_ms`` in the record's own offset."""
-        local_ms = t_ms + offset_min * MINUTE
-        day = local_ms // DAY
-        year = self._years.get(day)
-        if year is None:  # one datetime per local day, not per event
-            year = self._years[day] = int(fmt(t_ms, offset_min)[:4])
-        return float(year - person.birth_year), float(local_ms % DAY // HOUR)
+        year = local_year(t_ms, offset_min)
+        return float(year - person.birth_year), float((t_ms + offset_min * MINUTE) % DAY // HOUR)
 
     # The rows below are built in the catalog's order of each point's features
     # (models/features.py, POINT_FEATURES; tests/test_features.py holds them to it): one dict
@@ -481,6 +480,7 @@ class Decider:
         contacts = state.contacts
         if contacts.known(caller, end) or caller in person.msisdns:
             return None
+        self.ladder.contacted(person.person_id, caller, end)
         listing = self.reference.listed(caller, end)
         duration_s = v["duration_s"]
         minutes = duration_s / 60
@@ -505,6 +505,9 @@ class Decider:
             "line_answer_rate_24h": line["line_answer_rate_24h"],
             "line_short_share_24h": line["line_short_share_24h"],
             "line_registered": line.get("line_registered", 0.0),
+            "line_elderly_share_24h": line["line_elderly_share_24h"],
+            "line_sms_url_24h": line["line_sms_url_24h"],
+            "caller_reported": 1.0 if self.reference.reported_by_victim(caller, end) else 0.0,
             "unknown_calls_24h": unknown_24h,
             "longest_unknown_call_72h": longest_72h,
             "minutes_since_unknown_call": since,
@@ -534,7 +537,12 @@ class Decider:
             transfers = state.transfers = PersonTransfers()
         amount_cny, ratio, new, is_own, n_24h, amount_24h, own_move = transfers.values(
             now, payee, amount, own)
+        first = transfers.first_paid(payee)
         reference = self.reference
+        holder = reference.person_of_account(payee)
+        contacts = state.contacts
+        holder_known = holder is not None and not own and any(
+            contacts.known(m, now) for m in holder.msisdns)
         row = {
             "person_age": age,
             "hour_of_day": hour,
@@ -547,7 +555,10 @@ class Decider:
             "payee_new": new,
             "payee_own": is_own,
             "payee_listed": 1.0 if reference.listed(payee, now) else 0.0,
-            "payee_registered": 1.0 if reference.person_of_account(payee) else 0.0,
+            "payee_registered": 1.0 if holder is not None else 0.0,
+            "payee_holder_known": 1.0 if holder_known else 0.0,
+            "payee_first_paid_days": round((now - first) / DAY, 3) if first is not None else 0.0,
+            "payee_reported": 1.0 if reference.reported_by_victim(payee, now) else 0.0,
             "payee_distinct_payers_24h": payee_stats.get("payee_distinct_payers_24h", 0.0),
             "payee_drain_share_24h": payee_stats.get("payee_drain_share_24h", 0.0),
             "payee_age_days": payee_stats.get("payee_age_days", 0.0),
@@ -619,20 +630,14 @@ class Decider:
             threshold = min(threshold, card)
         model_alone = s.model_score is not None and s.model_score >= threshold
         current = self.ladder.episodes.get(person.person_id)
-        warned = (current is not None and not current.closed and current.first_warning_ms is not None
-                  and s.t_ms - current.last_ms <= policy.episode_quiet_hours * HOUR)
-        f = s.features
-        paid_after_warning = (s.point == "transfer" and warned and f["payee_new"] == 1.0
-                              and (f["amount_cny"] >= policy.paid_after_warning_min_cny
-                                   or f["payee_listed"] == 1.0))
-        if not enforce and not model_alone and not paid_after_warning:
+        guard = self._guard(s, ev, person, current) if s.point == "transfer" else None
+        if not enforce and not model_alone and guard is None:
             return []
-        subject = ev.value["caller"] if s.point == "contact" else ev.value["payee_account"]
+        # A call is warned once per line; money is at stake in every transfer, each its own.
+        subject = ev.value["caller"] if s.point == "contact" else ev.value["txn_id"]
         reasons = [Reason(h.code, h.reason) for h in enforce]
-        if paid_after_warning:
-            reasons.insert(0, Reason("PAID_AFTER_WARNING", "the person was warned in this episode "
-                                     f"and is now paying {s.features['amount_cny']:,.0f} CNY to "
-                                     f"{mask_account(subject)}"))
+        if guard is not None:
+            reasons.insert(0, guard)
         if s.model_score is not None and (model_alone or s.model_score >= 0.5):
             model_version = self.scorer.version if self.scorer else self.config.model_version
             reasons.append(Reason("MODEL_RISK", f"the classifier ({model_version}) puts the fraud "
@@ -647,8 +652,8 @@ class Decider:
             reasons.append(Reason("ELDERLY_PERSON", f"the person is {age} years old; elderly "
                                   "people are among the most targeted"))
         long_call = s.point == "contact" and ev.value["duration_s"] >= self.config.long_call_s
-        risk = max(s.risk, 0.9) if paid_after_warning else s.risk
-        priority = 1 if (risk >= 0.9 or elderly or long_call or paid_after_warning) \
+        risk = max(s.risk, 0.9) if guard is not None else s.risk
+        priority = 1 if (risk >= 0.9 or elderly or long_call or guard is not None) \
             else 2 if risk >= 0.6 else 3
         common = dict(person_id=person.person_id, district=person.district,
                       episode_id=episode.episode_id, created_ms=s.t_ms, offset_min=ev.offset_min,
@@ -656,6 +661,7 @@ class Decider:
                       model_version="-", ruleset_version="-")
         v = ev.value
         if s.point == "contact":
+            episode.lines.add(v["caller"])
             hinted = {h.action for h in enforce}
             visit = "visit" in hinted or (elderly and risk >= policy.visit_threshold)
             task = (WarningTask(action="visit", **common) if visit else
@@ -674,6 +680,40 @@ class Decider:
             if since < NONE_MIN:
                 self.ladder.stats.first_warning_s.append(since * 60)
         return [self.ladder.issue(episode, task, codes)]
+
+    def _guard(self, s: Scored, ev: StageEvent, person: Person, ep: Episode | None) -> Reason | None:
+        """Episode-wide fund protection: once a person has been warned, a payment to a payee
+        they began paying during the episode (or in the days before it), or a sizeable one to a
+        new payee, is held; escalating and repeated payments are how most of the money goes."""
+        policy = self.ladder.policy
+        if ep is None or not self.ladder.open(ep, s.t_ms):
+            return None
+        f, v = s.features, ev.value
+        suspect = f["payee_listed"] == 1.0 or f["payee_reported"] == 1.0
+        if f["payee_own"] == 1.0 or (not suspect and (
+                f["payee_holder_known"] == 1.0  # someone the person calls: family, friends
+                or f["payee_distinct_payers_24h"] >= policy.merchant_min_payers)):  # a shop
+            return None
+        payee, amount = v["payee_account"], f["amount_cny"]
+        since = fmt(ep.first_warning_ms, ep.offset_min)  # type: ignore[arg-type]
+        when = f"{since[5:10]} {since[11:16]}"
+        if f["payee_new"] == 1.0:
+            if amount < policy.paid_after_warning_min_cny and not suspect:
+                return None
+            return Reason("PAID_AFTER_WARNING", f"the person was warned in this episode (first "
+                          f"warning {when}) and is now paying {amount:,.0f} CNY to an account "
+                          f"never paid before, {mask_account(payee)}")
+        state = self.persons[person.person_id]
+        first = state.transfers.first_paid(payee) if state.transfers is not None else None
+        horizon = ep.opened_ms - int(policy.episode_payee_lookback_hours * HOUR)
+        if first is None or first < horizon or amount < policy.episode_payee_min_cny:
+            return None
+        started = fmt(first, ep.offset_min)
+        return Reason("EPISODE_PAYEE", f"the person was warned in this episode (first warning "
+                      f"{when}) and is paying {amount:,.0f} CNY again to {mask_account(payee)}, "
+                      f"first paid {started[5:10]} {started[11:16]}: repeated and growing payments "
+                      "to one account are how rebate-task, investment and loan-fee frauds take "
+                      "most of the money")
 
     def _sweep(self, now_ms: int) -> None:
         """Forget persons idle for longer than every window and episode (bounded memory)."""
@@ -777,7 +817,8 @@ class Core:
         if source is not None:
             for ev in routed:
                 ev.source = source
-        if topic in ("registry", "watchlist") and self.person.reference is not self.reference:
+        if topic in ("registry", "watchlist", "case-reports") and \
+                self.person.reference is not self.reference:
             self.person.apply(topic, value, source)
         for ev in entity_events:
             self.entities.push(ev)

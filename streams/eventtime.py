@@ -63,5 +63,21 @@ def fmt(ms: int, offset_min: int = 0) -> str:
     return text.replace("+00:00", "Z") if offset_min == 0 else text
 
 
+@lru_cache(maxsize=1 << 12)
+def _year_of_day(day: int) -> int:
+    return (_EPOCH + timedelta(days=day)).year
+
+
+def local_year(ms: int, offset_min: int = 0) -> int:
+    """The calendar year at ``ms`` in the given UTC offset (one datetime per local day).
+
+    >>> local_year(to_ms("2026-12-31T23:30:00+08:00"), 480), local_year(to_ms("2026-12-31T23:30:00+08:00"))
+    (2026, 2026)
+    >>> local_year(to_ms("2027-01-01T01:00:00+08:00"), 480), local_year(to_ms("2027-01-01T01:00:00+08:00"))
+    (2027, 2026)
+    """
+    return _year_of_day((ms + offset_min * 60_000) // 86_400_000)
+
+
 def to_ms(text: str) -> int:
     return parse(text).ms

@@ -39,6 +39,9 @@ class Policy:
     visit_threshold: float = 0.95
     elderly_age: int = 65
     paid_after_warning_min_cny: float = 1000
+    episode_payee_min_cny: float = 100
+    episode_payee_lookback_hours: float = 72
+    merchant_min_payers: int = 10
     time_limits_s: dict[str, int] = field(default_factory=lambda: {
         "call": 300, "visit": 3600, "hold": 120, "stop_payment": 600})
     episode_quiet_hours: float = 72
@@ -95,6 +98,7 @@ class Episode:
     last_ms: int
     offset_min: int = 0
     issued: set[tuple[str, str]] = field(default_factory=set)  # (reason code, subject)
+    lines: set[str] = field(default_factory=set)  # lines whose calls raised its contact tasks
     tasks: dict[str, TaskState] = field(default_factory=dict)
     first_warning_ms: int | None = None
     dissuaded: bool = False
@@ -166,6 +170,19 @@ class Ladder:
         heapq.heappush(self._timers, Timer(fire_ms, next(self._seq), person_id, kind, ref))
 
     # --- episodes and tasks ---------------------------------------------------------------------
+
+    def open(self, ep: Episode, t_ms: int) -> bool:
+        """Whether ``ep`` is going on at ``t_ms``: warned, not closed as no fraud, and active
+        within the policy's quiet time (its tasks, and calls from its lines, keep it active)."""
+        return (not ep.closed and ep.first_warning_ms is not None
+                and t_ms - ep.last_ms <= self.policy.episode_quiet_hours * HOUR)
+
+    def contacted(self, person_id: str, line: str, t_ms: int) -> None:
+        """A line of an open episode called its person again: the fraud goes on."""
+        ep = self.episodes.get(person_id)
+        if ep is not None and line in ep.lines and self.open(ep, t_ms) and t_ms > ep.last_ms:
+            ep.last_ms = t_ms
+            ep.note(t_ms, "called again by the line it was warned about")
 
     def episode(self, person: Person, t_ms: int, offset_min: int) -> Episode:
         ep = self.episodes.get(person.person_id)

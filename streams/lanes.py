@@ -216,7 +216,8 @@ class Lanes:
         await consumer.start()
         try:
             # warning-tasks too: an outcome must find the person of a task any worker sent
-            tps = [TopicPartition(t, p) for t in ("registry", "watchlist", "warning-tasks")
+            tps = [TopicPartition(t, p) for t in ("registry", "watchlist", "case-reports",
+                                                   "warning-tasks")
                    for p in sorted(consumer.partitions_for_topic(t) or {0})]
             side = [tp for tp in tps if tp.topic != "warning-tasks"]
             consumer.assign(tps)

@@ -2,7 +2,9 @@
 
 They are the pipeline's global tables. Watch-list entries keep their validity intervals in event
 time, so "was this number listed when the call ended?" has one answer whatever order the records
-reached the worker in.
+reached the worker in. Victims' case reports are read the same way for the numbers and accounts
+they name: a line or account a victim reported is suspect for everyone else from the report on,
+hours before a watch list learns it.
 
 >>> ref = Reference()
 >>> ref.apply("watchlist", {"op": "add", "kind": "msisdn", "value": "+8617012345678",
@@ -25,6 +27,7 @@ from streams.eventtime import to_ms
 # A listing is re-added and removed rarely; keep the last few intervals of each value.
 MAX_INTERVALS = 8
 MAX_TASKS = 1_000_000  # tasks whose outcomes can still be routed (~100 bytes each)
+MAX_REPORTED = 1_000_000  # numbers and accounts named in case reports, the newest kept
 
 
 @dataclass(slots=True)
@@ -58,6 +61,8 @@ class Reference:
     bank_of: dict[str, str] = field(default_factory=dict)
     watch: dict[str, list[Listing]] = field(default_factory=dict)
     tasks: OrderedDict[str, str] = field(default_factory=OrderedDict)  # task_id -> person_id
+    # number or account named in a case report -> the event time of the first such report
+    reported: OrderedDict[str, int] = field(default_factory=OrderedDict)
 
     def note_task(self, task_id: str, person_id: str) -> None:
         """Remember whose task this is, so its outcome finds the person (bounded)."""
@@ -70,8 +75,21 @@ class Reference:
             self._registry(rec)
         elif topic == "watchlist":
             self._watchlist(rec)
+        elif topic == "case-reports":
+            self._case_report(rec)
         elif topic == "warning-tasks":
             self.note_task(rec["task_id"], rec["person_id"])
+
+    def _case_report(self, rec: dict[str, Any]) -> None:
+        t = to_ms(rec["event_time"])
+        reported = self.reported
+        for value in (*rec["fraud_msisdns"], *rec["fraud_accounts"]):
+            first = reported.get(value)
+            if first is None or t < first:
+                reported[value] = t
+                reported.move_to_end(value)
+        while len(reported) > MAX_REPORTED:
+            reported.popitem(last=False)
 
     def _registry(self, rec: dict[str, Any]) -> None:
         pid = rec["person_id"]
@@ -122,6 +140,11 @@ class Reference:
 
     def person_of_account(self, account: str) -> Person | None:
         return self.by_account.get(account)
+
+    def reported_by_victim(self, value: str, at_ms: int) -> bool:
+        """Whether a case report filed by ``at_ms`` (event time) named ``value``."""
+        t = self.reported.get(value)
+        return t is not None and t <= at_ms
 
     def listed(self, value: str, at_ms: int) -> Listing | None:
         """The watch-list entry covering ``value`` at event time ``at_ms``, if any."""

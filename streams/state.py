@@ -8,8 +8,8 @@ are those of ``models/features.py``.
 >>> line = LineStats()
 >>> for i, callee in enumerate(["+861", "+862", "+863", "+861"]):
 ...     line.update(i * 60_000, callee, answered=i != 2, duration_s=30)
->>> line.get(4 * 60_000)
-{'line_fanout_24h': 3.0, 'line_answer_rate_24h': 0.75, 'line_short_share_24h': 1.0}
+>>> line.get(4 * 60_000)["line_fanout_24h"], line.get(4 * 60_000)["line_answer_rate_24h"]
+(3.0, 0.75)
 """
 
 from __future__ import annotations
@@ -53,18 +53,28 @@ class _Window:
 
 
 class LineStats:
-    """A calling line's behaviour in the last 24 h: fan-out, answer rate, short calls."""
+    """A calling line's behaviour in the last 24 h: fan-out, answer rate, short calls, how many
+    of the people it reached are elderly, and texts with links.
 
-    __slots__ = ("_answered", "_callees", "_calls", "_short", "last_ms")
+    >>> line = LineStats()
+    >>> line.update(0, "+861", answered=True, duration_s=30, elderly=True)
+    >>> line.update(MINUTE, "+862", answered=False, duration_s=0, url=True)
+    >>> f = line.get(2 * MINUTE); f["line_elderly_share_24h"], f["line_sms_url_24h"]
+    (1.0, 1.0)
+    """
+
+    __slots__ = ("_answered", "_callees", "_calls", "_elderly", "_short", "_url", "last_ms")
 
     CAP = 4096
 
     def __init__(self) -> None:
-        # (t, callee, answered, short)
-        self._calls: deque[tuple[int, str, bool, bool]] = deque(maxlen=self.CAP)
+        # (t, callee, answered, short, elderly reached, text with a link)
+        self._calls: deque[tuple[int, str, bool, bool, bool, bool]] = deque(maxlen=self.CAP)
         self._callees: dict[str, int] = {}
         self._answered = 0
         self._short = 0
+        self._elderly = 0
+        self._url = 0
         self.last_ms = 0
 
     def _expire(self, now_ms: int) -> None:
@@ -73,7 +83,7 @@ class LineStats:
         horizon = now_ms - DAY
         items, callees = self._calls, self._callees
         while items and (items[0][0] < horizon or len(items) == self.CAP):
-            _, callee, answered, short = items.popleft()
+            _, callee, answered, short, elderly, url = items.popleft()
             n = callees[callee] - 1
             if n:
                 callees[callee] = n
@@ -81,29 +91,38 @@ class LineStats:
                 del callees[callee]
             self._answered -= answered
             self._short -= short
+            self._elderly -= elderly
+            self._url -= url
             if items and items[0][0] >= horizon:
                 break
 
-    def update(self, t_ms: int, callee: str, answered: bool, duration_s: int) -> None:
+    def update(self, t_ms: int, callee: str, answered: bool, duration_s: int,
+               elderly: bool = False, url: bool = False) -> None:
+        """A call (or text) of this line; ``elderly``: it reached an elderly person."""
         items = self._calls
         if items and (items[0][0] < t_ms - DAY or len(items) == self.CAP):
             self._expire(t_ms)
         short = answered and duration_s < 60
-        items.append((t_ms, callee, answered, short))
+        reached = answered and elderly
+        items.append((t_ms, callee, answered, short, reached, url))
         callees = self._callees
         callees[callee] = callees.get(callee, 0) + 1
         self._answered += answered
         self._short += short
+        self._elderly += reached
+        self._url += url
         if t_ms > self.last_ms:
             self.last_ms = t_ms
 
     def get(self, now_ms: int) -> dict[str, float]:
         self._expire(now_ms)
-        n = len(self._calls)
+        n, answered = len(self._calls), self._answered
         return {
             "line_fanout_24h": float(len(self._callees)),
-            "line_answer_rate_24h": self._answered / n if n else 0.0,
-            "line_short_share_24h": self._short / self._answered if self._answered else 0.0,
+            "line_answer_rate_24h": answered / n if n else 0.0,
+            "line_short_share_24h": self._short / answered if answered else 0.0,
+            "line_elderly_share_24h": self._elderly / answered if answered else 0.0,
+            "line_sms_url_24h": float(self._url),
         }
 
 
@@ -333,7 +352,8 @@ class PersonTransfers:
     (1.0, 240.0, 1.0)
     """
 
-    payees: OrderedDict[str, int] = field(default_factory=OrderedDict)  # payee -> last paid
+    # payee -> when the person first paid it (most recently used last, at most 200)
+    payees: OrderedDict[str, int] = field(default_factory=OrderedDict)
     amounts: deque[int] = field(default_factory=lambda: deque(maxlen=20))
     recent: _Window = field(default_factory=lambda: _Window(DAY, 256))  # (t, amount)
     last_own_move_ms: int | None = None
@@ -361,6 +381,10 @@ class PersonTransfers:
                 total / 100,
                 1.0 if last_own is not None and 0 <= now_ms - last_own <= DAY else 0.0)
 
+    def first_paid(self, payee: str) -> int | None:
+        """When the person first paid ``payee`` (None: never, or too long ago to remember)."""
+        return self.payees.get(payee)
+
     def record(self, t_ms: int, payee: str, amount_fen: int, own: bool) -> None:
         """Remember a transfer after it was scored."""
         self.recent.add(t_ms, amount_fen)
@@ -368,7 +392,10 @@ class PersonTransfers:
             self.last_own_move_ms = t_ms
             return
         self.amounts.append(amount_fen)
-        self.payees[payee] = t_ms
-        self.payees.move_to_end(payee)
+        payees = self.payees
+        if payee in payees:
+            payees.move_to_end(payee)
+        else:
+            payees[payee] = t_ms
         while len(self.payees) > 200:
             self.payees.popitem(last=False)
