@@ -43,7 +43,9 @@ def _progress(quiet: bool):
 
 
 def train(
-    events: Events,
+    events: Annotated[list[Path], typer.Option(
+        "--events", help="Replay file (JSON Lines, optionally .gz); repeat it to learn from "
+        "several cities of one calendar (a family: zt simulate --scenario).")],
     registry: RegistryDir = None,
     seed: Annotated[int, typer.Option(help="Seed of the learner.")] = 0,
     capacity: Annotated[int | None, typer.Option(

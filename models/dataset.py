@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +98,27 @@ class Dataset:
     def days(self) -> int:
         """Whole or partial local days the file covers."""
         return int(self.clock.days(np.array([self.last_ms]))[0]) + 1
+
+    @classmethod
+    def union(cls, parts: list[Dataset]) -> Dataset:
+        """Several cities of one calendar as one dataset (a family to train a model on): each
+        city's persons and reports kept apart by a prefix, its days split like the others'."""
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        if any(p.clock != first.clock or p.days != first.days for p in parts):
+            raise ValueError("cities trained on together must start on the same day and last as "
+                             "long (simulate them with the same --days)")
+        frames = {point: pd.concat([p.frames[point].assign(
+            person_id=lambda d, i=i: f"{i}/" + d["person_id"]) for i, p in enumerate(parts)],
+            ignore_index=True) for point in POINTS}
+        reports = [replace(r, person_id=f"{i}/{r.person_id}", report_id=f"{i}/{r.report_id}")
+                   for i, p in enumerate(parts) for r in p.book.reports]
+        fingerprint = hashlib.sha256("".join(p.fingerprint for p in parts).encode()).hexdigest()
+        return cls(frames, LabelBook(reports, {}), first.clock, fingerprint,
+                   ", ".join(p.events for p in parts), sum(p.lines for p in parts),
+                   sum(p.rejected for p in parts), sum(p.persons for p in parts),
+                   max(p.last_ms for p in parts))
 
 
 

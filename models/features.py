@@ -42,6 +42,8 @@ FEATURES: tuple[Feature, ...] = (
     # the person
     _f("person_age", "age of the person in years at the event", "years"),
     _f("hour_of_day", "local hour of the event (0-23)", "hour"),
+    _f("person_history_days", "days of the person's history the stage holds (since their first "
+       "event it remembers): with none, every payee is new and every amount usual", "days"),
     # the call at a contact point, and the calling line
     _f("call_minutes", "duration of this answered call", "minutes", "contact"),
     _f("caller_known", "the person has called this line before, or it is a registered "

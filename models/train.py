@@ -150,18 +150,23 @@ def fit(ds: Dataset, cfg: TrainConfig, step: Step | None = None) -> Trained:
     return Trained(artifact, ablation, info, ranges)
 
 
-def train_file(events: Path, registry: Registry, cfg: TrainConfig,
+def train_file(events: Path | list[Path], registry: Registry, cfg: TrainConfig,
                progress: Callable[[int, int], None] | None = None, step: Step | None = None,
                core_factory: Callable[..., Any] | None = None) -> tuple[str, dict[str, Any]]:
-    """The whole of ``zt train``: returns the new version and its card."""
+    """The whole of ``zt train``: returns the new version and its card. Several files (cities
+    of one family, the same calendar) are learnt from together."""
     from models.card import markdown
-    from models.dataset import collect
+    from models.dataset import Dataset, collect
     from models.evaluate import evaluate_frames
     from models.scorer import ModelScorer
 
-    if step:
-        step("replay through the core")
-    ds = collect(events, progress, core_factory)
+    files = events if isinstance(events, list) else [events]
+    parts = []
+    for i, path in enumerate(files, 1):
+        if step:
+            step(f"replay through the core ({i} of {len(files)}: {Path(path).name})")
+        parts.append(collect(path, progress, core_factory))
+    ds = Dataset.union(parts)
     trained = fit(ds, cfg, step)
     version = registry.create(ds.fingerprint)
     trained.artifact["version"] = trained.ablation["version"] = version
@@ -185,7 +190,8 @@ def train_file(events: Path, registry: Registry, cfg: TrainConfig,
         "estimator": "HistGradientBoostingClassifier(class_weight='balanced') + "
                      "CalibratedClassifierCV(FrozenEstimator)",
         "config": asdict(cfg),
-        "data": {"events": Path(events).name, "sha256": ds.fingerprint, "lines": ds.lines,
+        "data": {"events": ", ".join(Path(f).name for f in files), "sha256": ds.fingerprint,
+                 "lines": ds.lines,
                  "rejected": ds.rejected, "persons": ds.persons, "days": ds.days,
                  "case_reports": len(ds.book.reports),
                  "split_days": {k_: list(v) for k_, v in trained.ranges.items()}},

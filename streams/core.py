@@ -324,6 +324,7 @@ class PersonState:
     transfers: PersonTransfers | None = None
     open_txns: dict[str, str] = field(default_factory=dict)  # scored, not final yet: txn -> status
     last_ms: int = 0
+    first_ms: int = 0  # the person's first event this stage remembers (how much history it has)
 
 
 @dataclass
@@ -445,7 +446,7 @@ class Decider:
             self._sweep(t)  # before this event touches its person: see sweep_boundary
         state = self.persons.get(key)
         if state is None:
-            state = self.persons[key] = PersonState()
+            state = self.persons[key] = PersonState(first_ms=t)
         if t > state.last_ms:
             state.last_ms = t
         decided = self.stats.decided
@@ -494,6 +495,7 @@ class Decider:
         return self._point("contact", ev, person, {
             "person_age": age,
             "hour_of_day": hour,
+            "person_history_days": round((end - state.first_ms) / DAY, 3),
             "call_minutes": round(minutes, 3),
             "caller_known": 0.0,
             "caller_listed": 1.0 if listing else 0.0,
@@ -546,6 +548,7 @@ class Decider:
         row = {
             "person_age": age,
             "hour_of_day": hour,
+            "person_history_days": round((now - state.first_ms) / DAY, 3),
             "unknown_calls_24h": unknown_24h,
             "longest_unknown_call_72h": longest_72h,
             "minutes_since_unknown_call": since,
