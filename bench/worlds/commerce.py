@@ -70,7 +70,7 @@ def merchants(
     # purchases
     main = pop.main_account
     buyers = np.flatnonzero((main >= 0) & (pop.age >= 16))
-    rate = np.where(pop.age[buyers] >= 65, 0.25, 0.45) * params["activity"]
+    rate = np.where(pop.age[buyers] >= 65, 0.35, 0.7) * params["activity"]
     k = rng.poisson(rate * days)
     buyer = np.repeat(buyers, k)
     nb = buyer.shape[0]

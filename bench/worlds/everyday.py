@@ -14,11 +14,11 @@ from .population import COLLEAGUE, FRIEND, HOME, KIN, SPOUSE, Population
 
 # per tie kind: calls a day from a to b, from b to a, median minutes, sigma, hourly profile
 TIE_CALLS = {
-    SPOUSE: (0.55, 0.55, 1.0, 0.9, "personal"),
-    HOME: (0.25, 0.25, 1.0, 0.9, "personal"),
-    KIN: (0.30, 0.20, 3.0, 0.9, "elderly"),  # a = grown child, b = elderly parent
-    FRIEND: (0.05, 0.05, 2.0, 1.0, "personal"),
-    COLLEAGUE: (0.09, 0.09, 1.0, 0.9, "office"),
+    SPOUSE: (0.8, 0.8, 1.0, 0.9, "personal"),
+    HOME: (0.35, 0.35, 1.0, 0.9, "personal"),
+    KIN: (0.4, 0.3, 3.0, 0.9, "elderly"),  # a = grown child, b = elderly parent
+    FRIEND: (0.07, 0.07, 2.0, 1.0, "personal"),
+    COLLEAGUE: (0.12, 0.12, 1.0, 0.9, "office"),
 }
 
 

@@ -56,7 +56,7 @@ TYPOLOGIES: dict[str, Typology] = {
         3,
     ),
     "rebate_task": Typology(
-        (0.3, 1.6, 1.6, 1.1, 0.5, 0.1, 0.02, 0.0), "evening", {"virtual": 0.6, "domestic": 0.4}, 6
+        (0.3, 1.6, 1.6, 1.1, 0.5, 0.1, 0.0, 0.0), "evening", {"virtual": 0.6, "domestic": 0.4}, 6
     ),
     "pig_butchering": Typology(
         (0.0, 0.5, 1.4, 1.5, 1.0, 0.3, 0.05, 0.0), "evening", {"international": 0.5, "voip": 0.5}, 36
@@ -65,7 +65,7 @@ TYPOLOGIES: dict[str, Typology] = {
         (0.0, 0.5, 1.3, 1.4, 1.0, 0.2, 0.0, 0.0), "office", {}, 5, needs_job=True
     ),
     "fake_loan": Typology(
-        (0.1, 1.5, 1.5, 1.1, 0.6, 0.1, 0.02, 0.0),
+        (0.1, 1.5, 1.5, 1.1, 0.6, 0.1, 0.0, 0.0),
         "evening",
         {"virtual": 0.5, "domestic": 0.3, "voip": 0.2},
         8,
@@ -415,29 +415,24 @@ class Fraud:
             for _ in range(int(rng.integers(1, 4))):
                 at = int(rng.uniform(0.1, 1.0) * groom)
                 plan.append(
-                    (
-                        at - at % DAY + 20 * HOUR + int(rng.integers(0, 3 * HOUR)),
-                        "call",
-                        {"line": "lover", "dur": int(rng.integers(600, 2400))},
-                    )
+                    (at, "call", {"line": "lover", "dur": int(rng.integers(600, 2400)), "tod": "evening"})
                 )
         t = groom
         first = rng.uniform(5_000, 20_000)
-        plan.append((t, "pay", {"amount": _cny(first, 1000), "payee": "p0", "channel": MOBILE}))
         plan.append(
-            (
-                t + int(rng.uniform(0.3, 1.0) * DAY),
-                "payback",
-                {"amount": _cny(first * rng.uniform(0.05, 0.2))},
-            )
+            (t, "pay", {"amount": _cny(first, 1000), "payee": "p0", "channel": MOBILE, "tod": "evening"})
         )
+        withdraw = {"amount": _cny(first * rng.uniform(0.05, 0.2)), "tod": "evening"}
+        plan.append((t + int(rng.uniform(0.3, 1.0) * DAY), "payback", withdraw))
         k = self._n(2.0, 9)
         t += int(rng.uniform(0.5, 1.5) * DAY)
         payee = "p1"
         for j, amount in enumerate(self._amounts(first * 2.5, k, 1000)):
             if rng.random() < 0.6:
                 payee = f"p{j + 1}"
-            plan.append((t, "pay", {"amount": amount, "payee": payee, "channel": self._channel(v)}))
+            plan.append(
+                (t, "pay", {"amount": amount, "payee": payee, "channel": self._channel(v), "tod": "evening"})
+            )
             t += int(rng.uniform(0.3, 1.8) * DAY)
         plan.append(
             (
@@ -447,6 +442,7 @@ class Fraud:
                     "amount": _cny(first * 3 * rng.uniform(0.5, 1.5), 1000),  # "tax to withdraw"
                     "payee": "ptax",
                     "channel": MOBILE,
+                    "tod": "evening",
                 },
             )
         )
@@ -509,7 +505,7 @@ class Fraud:
         rng, plan = self.rng, []
         t = 0
         for _ in range(int(rng.integers(2, 5))):
-            plan.append((t, "call", {"line": "seller", "dur": int(rng.integers(480, 1800))}))
+            plan.append((t, "call", {"line": "seller", "dur": int(rng.integers(480, 1800)), "tod": "office"}))
             t += int(rng.uniform(0.5, 1.5) * DAY)
         savings = self._savings(v)
         for j in range(self._n(0.8, 4)):
@@ -521,6 +517,7 @@ class Fraud:
                         "amount": _cny(savings * rng.uniform(0.1, 0.4), 1000),
                         "payee": "p0" if j < 2 else "p1",
                         "channel": COUNTER if rng.random() < 0.4 else MOBILE,
+                        "tod": "office",
                     },
                 )
             )
@@ -558,7 +555,8 @@ class Fraud:
                 remaining_fen=int(self._savings(person) * 100 * 2.5) + 500_000,
             )
             self._execute(ep)
-            self.episodes.append(ep)
+            if ep.index:
+                self.episodes.append(ep)
         self._resisted()
         self.lines.cold_calls()
         self.mules.move_money()
@@ -570,19 +568,12 @@ class Fraud:
         lines: dict[str, int] = {}
         payees: dict[str, int] = {}
         shift = 0
-        ledger.fact(
-            {
-                "kind": "victim",
-                "episode_id": ep.episode_id,
-                "person_id": pop.person_id(ep.person),
-                "fraud_type": ep.typology,
-                "start_time": At(ep.t0),
-            },
-            ep.t0,
-            order=1,
-        )
+        prev = ep.t0
         for off, kind, a in ep.plan:
             t = ep.t0 + off + (shift if kind in ("pay", "payback") else 0)
+            if "tod" in a:  # days later, at an hour of the day this is done
+                t = max(prev + 5 * MINUTE, t - t % DAY + int(time_of_day(rng, 1, a["tod"])[0]))
+            prev = t
             if t >= end:
                 break
             if kind == "call" and phone >= 0:
@@ -607,6 +598,19 @@ class Fraud:
                     payee = payees[a["payee"]] = self.mules.payee(ep.typology, t)
                 t_last = self._pay(ep, t, a["amount"], payee, a["channel"], accounts[0])
                 shift += t_last - t
+        if ep.index == 0:  # the money was to go after the city's last day: not a victim here
+            return
+        ledger.fact(
+            {
+                "kind": "victim",
+                "episode_id": ep.episode_id,
+                "person_id": pop.person_id(ep.person),
+                "fraud_type": ep.typology,
+                "start_time": At(ep.t0),
+            },
+            ep.t0,
+            order=1,
+        )
         self._report(ep)
 
     def _pay(self, ep: Episode, t: int, amount: int, payee: int, channel: int, account: int) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .clock import DAY, HOUR, MINUTE, SECOND, Clock, lognormal_ms, time_of_day, times
+from .clock import DAY, MINUTE, Clock, lognormal_ms, time_of_day, times
 from .everyday import converse
 from .ledger import COUNTER, MOBILE, ONLINE, At, Ledger, Txn
 from .numbering import SERVICE_LINES, Numbering
@@ -144,12 +144,10 @@ def service_lines(
         ledger.fact(
             {"kind": "lookalike", "type": "service_line", "msisdn": ledger.line_number[line], "owner": b}
         )
-    owner = np.array(ledger.account_owner)
     first_bank = {}
     for i, accs in enumerate(pop.accounts):
         if accs and pop.phone[i] >= 0:
             first_bank.setdefault(ledger.account_bank[accs[0]], []).append(i)
-    del owner
     for bank, people in first_bank.items():
         people = np.array(people)
         k_out = rng.poisson(0.015 * days, people.shape[0])
@@ -316,4 +314,3 @@ def big_payments(
                 "amount_fen": amount,
             }
         )
-    _ = (HOUR, SECOND)

@@ -69,7 +69,7 @@ BASELINE: dict = {
     "couriers_per_10k": 25.0,
     "sales_agents_per_10k": 10.0,
     "telemarketer_lines_per_10k": 20.0,
-    "merchants_per_10k": 60.0,
+    "merchants_per_10k": 150.0,
     "fast_sweep_merchant_share": 0.1,
     "group_buy_leaders_per_10k": 5.0,
     "large_new_payee_per_10k_day": 8.0,

@@ -59,7 +59,7 @@ def build(
             source
         ]
         if source == "carrier_or_bank":
-            source = "carrier" if kind == "msisdn" else "bank"
+            source = "bank" if kind == "account" else "carrier"
         ledger.record(
             "watchlist",
             t,
