@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import commerce, everyday, lookalikes, population, watchlists
+from .city import City
 from .clock import Clock
 from .fraud import Fraud
 from .ledger import Ledger
@@ -51,22 +52,23 @@ def generate(
     numbering = Numbering(rng[0])
 
     pop = population.build(rng[1], persons, params, numbering, ledger, start.year)
-    everyday.social_calls(rng[2], ledger, clock, pop, params)
-    everyday.platform_sms(rng[2], ledger, clock, pop, numbering, params)
-    everyday.family_money(rng[3], ledger, clock, pop, params)
-    everyday.salaries_rent_bills(rng[3], ledger, clock, pop, numbering, params)
-    commerce.merchants(rng[4], ledger, clock, pop, numbering, params)
-    commerce.group_buy_leaders(rng[4], ledger, clock, pop, numbering, params)
-    telemarketers = lookalikes.cold_callers(rng[5], ledger, clock, pop, numbering, params)
-    bank_lines = lookalikes.service_lines(rng[5], ledger, clock, pop, params)
+    city = City(ledger, clock, pop, numbering, params)
+    everyday.social_calls(rng[2], city)
+    everyday.platform_sms(rng[2], city)
+    everyday.family_money(rng[3], city)
+    everyday.salaries_rent_bills(rng[3], city)
+    commerce.merchants(rng[4], city)
+    commerce.group_buy_leaders(rng[4], city)
+    telemarketers = lookalikes.cold_callers(rng[5], city)
+    bank_lines = lookalikes.service_lines(rng[5], city)
     lookalikes.elderly_long_calls(ledger, pop)
-    lookalikes.big_payments(rng[5], ledger, clock, pop, numbering, params, bank_lines)
-    fraud = Fraud(rng[6], ledger, numbering, clock, params, pop)
+    lookalikes.big_payments(rng[5], city, bank_lines)
+    fraud = Fraud(rng[6], city)
     fraud.run()
     fraud.lines.facts()
     fraud.mules.facts()
-    watchlists.build(rng[7], ledger, clock, params, fraud, telemarketers)
-    everyday.bank_notices(rng[8], ledger, clock, pop)
+    watchlists.build(rng[7], city, fraud, telemarketers)
+    everyday.bank_notices(rng[8], city)
     population.registry_records(pop, ledger)  # last: it lists the cards residents sold as mules
 
     run = {

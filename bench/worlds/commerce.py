@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .clock import DAY, HOUR, MINUTE, Clock, times
+from .city import City
+from .clock import DAY, HOUR, MINUTE, times
 from .ledger import MOBILE, ONLINE, THIRD_PARTY, Ledger, Txn
 from .numbering import Numbering
-from .population import Population
 
 # category: (median CNY, sigma, popularity)
 CATEGORIES = {
@@ -32,14 +32,8 @@ def _supplier(ledger: Ledger, numbering: Numbering) -> int:
     return ledger.account(numbering.account(bank), bank)
 
 
-def merchants(
-    rng: np.random.Generator,
-    ledger: Ledger,
-    clock: Clock,
-    pop: Population,
-    numbering: Numbering,
-    params: dict,
-) -> None:
+def merchants(rng: np.random.Generator, city: City) -> None:
+    ledger, clock, pop, numbering, params = city.ledger, city.clock, city.pop, city.numbering, city.params
     n, days = pop.n, clock.days
     owners_pool = np.flatnonzero((pop.age >= 25) & (pop.age <= 65) & (pop.main_account >= 0))
     count = max(5, round(params["merchants_per_10k"] * n / 10_000))
@@ -130,14 +124,8 @@ def merchants(
                 )
 
 
-def group_buy_leaders(
-    rng: np.random.Generator,
-    ledger: Ledger,
-    clock: Clock,
-    pop: Population,
-    numbering: Numbering,
-    params: dict,
-) -> None:
+def group_buy_leaders(rng: np.random.Generator, city: City) -> None:
+    ledger, clock, pop, numbering, params = city.ledger, city.clock, city.pop, city.numbering, city.params
     main = pop.main_account
     pool = np.flatnonzero((pop.age >= 28) & (pop.age <= 55) & (main >= 0))
     count = rng.poisson(params["group_buy_leaders_per_10k"] * params["lookalike_scale"] * pop.n / 10_000)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .city import City
 from .clock import DAY, HOUR, MINUTE, SECOND, Clock, lognormal_ms, times
 from .ledger import COUNTER, MOBILE, ONLINE, THIRD_PARTY, Ledger
-from .numbering import SERVICE_LINES, Numbering
-from .population import COLLEAGUE, FRIEND, HOME, KIN, SPOUSE, Population
+from .numbering import SERVICE_LINES
+from .population import COLLEAGUE, FRIEND, HOME, KIN, SPOUSE
 
 # per tie kind: calls a day from a to b, from b to a, median minutes, sigma, hourly profile
 TIE_CALLS = {
@@ -62,9 +63,8 @@ def converse(
         ledger.calls(tr, caller[redial], callee[redial], ok, np.where(ok, dr, 0))
 
 
-def social_calls(
-    rng: np.random.Generator, ledger: Ledger, clock: Clock, pop: Population, params: dict
-) -> None:
+def social_calls(rng: np.random.Generator, city: City) -> None:
+    ledger, clock, pop, params = city.ledger, city.clock, city.pop, city.params
     act = params["activity"]
     days = clock.days
     pa, pb = pop.phone[pop.tie_a], pop.phone[pop.tie_b]
@@ -102,15 +102,9 @@ def social_calls(
     ledger.calls(times(rng, s.shape[0], days, "personal"), s, d, False, 0, sms=True)
 
 
-def platform_sms(
-    rng: np.random.Generator,
-    ledger: Ledger,
-    clock: Clock,
-    pop: Population,
-    numbering: Numbering,
-    params: dict,
-) -> None:
+def platform_sms(rng: np.random.Generator, city: City) -> None:
     """Codes, parcel notices and shop marketing from 106 platform ranges (some with links)."""
+    ledger, clock, pop, numbering, params = city.ledger, city.clock, city.pop, city.numbering, city.params
     senders = np.array([ledger.line(numbering.sms_platform(), "domestic") for _ in range(12)])
     with_phone = np.flatnonzero(pop.phone >= 0)
     k = rng.poisson(0.35 * params["activity"] * clock.days, with_phone.shape[0])
@@ -120,9 +114,8 @@ def platform_sms(
     ledger.calls(times(rng, to.shape[0], clock.days, "shopping"), frm, to, False, 0, sms=True, url=url)
 
 
-def family_money(
-    rng: np.random.Generator, ledger: Ledger, clock: Clock, pop: Population, params: dict
-) -> None:
+def family_money(rng: np.random.Generator, city: City) -> None:
+    ledger, clock, pop, params = city.ledger, city.clock, city.pop, city.params
     main = pop.main_account
     a, b = pop.tie_a, pop.tie_b
     has = (main[a] >= 0) & (main[b] >= 0)
@@ -150,14 +143,8 @@ def family_money(
             ledger.transfers(t, main[payer], main[payee], amount, channel, True, settle)
 
 
-def salaries_rent_bills(
-    rng: np.random.Generator,
-    ledger: Ledger,
-    clock: Clock,
-    pop: Population,
-    numbering: Numbering,
-    params: dict,
-) -> None:
+def salaries_rent_bills(rng: np.random.Generator, city: City) -> None:
+    ledger, clock, pop, numbering, params = city.ledger, city.clock, city.pop, city.numbering, city.params
     days = clock.days
     main = pop.main_account
     dom = np.array([(clock.start.date().toordinal() + d) for d in range(days)])
@@ -222,9 +209,10 @@ def salaries_rent_bills(
     )
 
 
-def bank_notices(rng: np.random.Generator, ledger: Ledger, clock: Clock, pop: Population) -> None:
+def bank_notices(rng: np.random.Generator, city: City) -> None:
     """The payer's bank texts its customer after each completed transfer (and the payee's bank
     the receiver, outside QR-code payments)."""
+    ledger, pop = city.ledger, city.pop
     tx = ledger.transfer_columns()
     owner = np.array(ledger.account_owner)
     bank_names = list(SERVICE_LINES)

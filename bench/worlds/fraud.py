@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .clock import DAY, HOUR, MINUTE, SECOND, Clock, lognormal_ms, time_of_day
-from .ledger import COUNTER, MOBILE, ONLINE, SETTLE_MS, At, Ledger, Txn
+from .city import City
+from .clock import DAY, HOUR, MINUTE, SECOND, lognormal_ms, time_of_day
+from .ledger import COUNTER, MOBILE, ONLINE, SETTLE_MS, At, Txn
 from .mules import MuleNetwork
-from .numbering import FRAUD_ABROAD, Numbering
-from .population import Population
+from .numbering import FRAUD_ABROAD
 from .settings import AGE_BANDS
 
 CALL_LED = ("impersonation_police", "fake_customer_service")
@@ -114,23 +114,10 @@ def _cny(x: float, step: int = 1) -> int:
 
 
 class FraudLines:
-    def __init__(
-        self,
-        rng: np.random.Generator,
-        ledger: Ledger,
-        numbering: Numbering,
-        clock: Clock,
-        params: dict,
-        pop: Population,
-    ):
-        self.rng, self.ledger, self.numbering, self.clock, self.params, self.pop = (
-            rng,
-            ledger,
-            numbering,
-            clock,
-            params,
-            pop,
-        )
+    def __init__(self, rng: np.random.Generator, city: City):
+        self.rng, self.ledger, self.numbering = rng, city.ledger, city.numbering
+        self.clock, self.params, self.pop = city.clock, city.params, city.pop
+        params, pop, clock = city.params, city.pop, city.clock
         self.lines: list[FraudLine] = []
         mix = params["typology_mix"]
         voice = {t: mix.get(t, 0) for t in TYPOLOGIES if TYPOLOGIES[t].origins}
@@ -230,23 +217,19 @@ class FraudLines:
 
 
 class Fraud:
-    def __init__(
-        self,
-        rng: np.random.Generator,
-        ledger: Ledger,
-        numbering: Numbering,
-        clock: Clock,
-        params: dict,
-        pop: Population,
-    ):
-        self.rng, self.ledger, self.clock, self.params, self.pop = rng, ledger, clock, params, pop
+    def __init__(self, rng: np.random.Generator, city: City):
+        self.rng, self.ledger, self.clock, self.params, self.pop = (
+            rng,
+            city.ledger,
+            city.clock,
+            city.params,
+            city.pop,
+        )
         self.episodes: list[Episode] = []
         self.reports: list[tuple[int, list[int], list[int]]] = []  # time, lines, accounts
         self.victims = self._choose_victims()
-        self.lines = FraudLines(rng, ledger, numbering, clock, params, pop)
-        self.mules = MuleNetwork(
-            rng, ledger, numbering, pop, params, clock, exclude={p for p, _ in self.victims}
-        )
+        self.lines = FraudLines(rng, city)
+        self.mules = MuleNetwork(rng, city, exclude={p for p, _ in self.victims})
 
     # --- who ----------------------------------------------------------------------------
     def _choose_victims(self) -> list[tuple[int, str]]:

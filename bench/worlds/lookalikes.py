@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .clock import DAY, MINUTE, Clock, lognormal_ms, time_of_day, times
+from .city import City
+from .clock import DAY, MINUTE, lognormal_ms, time_of_day, times
 from .everyday import converse
 from .ledger import COUNTER, MOBILE, ONLINE, At, Ledger, Txn
-from .numbering import SERVICE_LINES, Numbering
+from .numbering import SERVICE_LINES
 from .population import Population
 
 PURPOSES = {  # purpose: (low CNY, high CNY, weight)
@@ -29,15 +30,9 @@ def _count(rng: np.random.Generator, per_10k: float, n: int, params: dict) -> in
     return int(rng.poisson(per_10k * params["lookalike_scale"] * n / 10_000))
 
 
-def cold_callers(
-    rng: np.random.Generator,
-    ledger: Ledger,
-    clock: Clock,
-    pop: Population,
-    numbering: Numbering,
-    params: dict,
-) -> list[int]:
+def cold_callers(rng: np.random.Generator, city: City) -> list[int]:
     """Couriers, sales agents and telemarketers; returns the telemarketing lines."""
+    ledger, clock, pop, numbering, params = city.ledger, city.clock, city.pop, city.numbering, city.params
     n, days = pop.n, clock.days
     reachable = np.flatnonzero(pop.phone >= 0)
     workers = np.flatnonzero((pop.age >= 22) & (pop.age <= 50) & (pop.phone >= 0))
@@ -131,11 +126,10 @@ def cold_callers(
     return lines
 
 
-def service_lines(
-    rng: np.random.Generator, ledger: Ledger, clock: Clock, pop: Population, params: dict
-) -> dict[str, int]:
+def service_lines(rng: np.random.Generator, city: City) -> dict[str, int]:
     """Banks' 95xxx lines call their customers (card offers, checks) and are called (questions,
-    limits, disputes: sometimes long)."""
+    limits, disputes: sometimes long); so are the platforms' and carriers' lines."""
+    ledger, clock, pop = city.ledger, city.clock, city.pop
     days = clock.days
     lines = {b: ledger.line("+86" + num, "domestic") for b, num in SERVICE_LINES.items()}
     for name, num in (("alipay", "95188"), ("jd", "950618"), ("unicom_cs", "10010"), ("mobile_cs", "10086")):
@@ -144,62 +138,26 @@ def service_lines(
         ledger.fact(
             {"kind": "lookalike", "type": "service_line", "msisdn": ledger.line_number[line], "owner": b}
         )
-    first_bank = {}
+    customers: dict[str, list[int]] = {}
     for i, accs in enumerate(pop.accounts):
         if accs and pop.phone[i] >= 0:
-            first_bank.setdefault(ledger.account_bank[accs[0]], []).append(i)
-    for bank, people in first_bank.items():
-        people = np.array(people)
-        k_out = rng.poisson(0.015 * days, people.shape[0])
-        callee = pop.phone[np.repeat(people, k_out)]
-        t = times(rng, callee.shape[0], days, "office", True, clock.weekday0)
-        converse(
-            rng,
-            ledger,
-            clock,
-            np.full(t.shape[0], lines[bank]),
-            callee,
-            t,
-            0.6,
-            2.0,
-            0.6,
-            callback_p=0.1,
-            redial_p=0.0,
-        )
-        k_in = rng.poisson(0.02 * days, people.shape[0])
-        caller = pop.phone[np.repeat(people, k_in)]
-        t = times(rng, caller.shape[0], days, "personal")
-        converse(
-            rng,
-            ledger,
-            clock,
-            caller,
-            np.full(t.shape[0], lines[bank]),
-            t,
-            0.97,
-            5.0,
-            0.8,
-            callback_p=0.0,
-            redial_p=0.5,
-        )
-    for name in ("alipay", "jd", "unicom_cs", "mobile_cs"):
-        ppl = np.flatnonzero(pop.phone >= 0)
-        k = rng.poisson(0.01 * days, ppl.shape[0])
-        caller = pop.phone[np.repeat(ppl, k)]
-        t = times(rng, caller.shape[0], days, "personal")
-        converse(
-            rng,
-            ledger,
-            clock,
-            caller,
-            np.full(t.shape[0], lines[name]),
-            t,
-            0.95,
-            6.0,
-            0.8,
-            callback_p=0.0,
-            redial_p=0.4,
-        )
+            customers.setdefault(ledger.account_bank[accs[0]], []).append(i)
+    everyone = np.flatnonzero(pop.phone >= 0)
+    # (line, its customers, calls a day out, calls a day in, median minutes in)
+    plan = [(lines[b], np.array(p), 0.015, 0.02, 5.0) for b, p in customers.items()]
+    plan += [(lines[name], everyone, 0.0, 0.01, 6.0) for name in ("alipay", "jd", "unicom_cs", "mobile_cs")]
+    for line, people, out_rate, in_rate, in_minutes in plan:
+        for rate, outbound in ((out_rate, True), (in_rate, False)):
+            them = pop.phone[np.repeat(people, rng.poisson(rate * days, people.shape[0]))]
+            me = np.full(them.shape[0], line)
+            if outbound:
+                t = times(rng, them.shape[0], days, "office", True, clock.weekday0)
+                converse(rng, ledger, clock, me, them, t, 0.6, 2.0, 0.6, callback_p=0.1, redial_p=0.0)
+            else:
+                t = times(rng, them.shape[0], days, "personal")
+                converse(
+                    rng, ledger, clock, them, me, t, 0.96, in_minutes, 0.8, callback_p=0.0, redial_p=0.45
+                )
     return lines
 
 
@@ -225,16 +183,9 @@ def elderly_long_calls(ledger: Ledger, pop: Population) -> None:
         )
 
 
-def big_payments(
-    rng: np.random.Generator,
-    ledger: Ledger,
-    clock: Clock,
-    pop: Population,
-    numbering: Numbering,
-    params: dict,
-    bank_lines: dict[str, int],
-) -> None:
+def big_payments(rng: np.random.Generator, city: City, bank_lines: dict[str, int]) -> None:
     """Large first payments to a new payee, and savings moved between one's own accounts."""
+    ledger, clock, pop, numbering, params = city.ledger, city.clock, city.pop, city.numbering, city.params
     n, days, end = pop.n, clock.days, clock.end
     main = pop.main_account
     adults = np.flatnonzero((pop.age >= 25) & (pop.age <= 70) & (main >= 0))

@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .clock import HOUR, SECOND, Clock, lognormal_ms
-from .ledger import MOBILE, ONLINE, Ledger
-from .numbering import Numbering
-from .population import Population
+from .city import City
+from .clock import HOUR, SECOND, lognormal_ms
+from .ledger import MOBILE, ONLINE
 
 MULE_BANK_SHARE = {
     "ICBC": 0.12,
@@ -43,18 +42,10 @@ class Mule:
 
 
 class MuleNetwork:
-    def __init__(
-        self,
-        rng: np.random.Generator,
-        ledger: Ledger,
-        numbering: Numbering,
-        pop: Population,
-        params: dict,
-        clock: Clock,
-        exclude: set[int],
-    ):
-        self.rng, self.ledger, self.numbering, self.pop = rng, ledger, numbering, pop
-        self.params, self.clock = params, clock
+    def __init__(self, rng: np.random.Generator, city: City, exclude: set[int]):
+        self.rng, self.ledger, self.numbering, self.pop = rng, city.ledger, city.numbering, city.pop
+        self.params, self.clock = city.params, city.clock
+        pop = city.pop
         self.mules: list[Mule] = []
         self.by_account: dict[int, Mule] = {}
         self._active: dict[str, list[Mule]] = {}

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .clock import DAY, HOUR, MINUTE, Clock, lognormal_ms
+from .city import City
+from .clock import DAY, HOUR, MINUTE, lognormal_ms
 from .fraud import Fraud
-from .ledger import Ledger
 
 FIRST_RECORD = -2 * DAY + MINUTE  # nothing is listed before the registry is loaded
 
@@ -36,14 +36,8 @@ def _listing(
     return best
 
 
-def build(
-    rng: np.random.Generator,
-    ledger: Ledger,
-    clock: Clock,
-    params: dict,
-    fraud: Fraud,
-    benign_lines: list[int],
-) -> None:
+def build(rng: np.random.Generator, city: City, fraud: Fraud, benign_lines: list[int]) -> None:
+    ledger, clock, params = city.ledger, city.clock, city.params
     reported_line: dict[int, int] = {}
     reported_account: dict[int, int] = {}
     for t, lines, accounts in fraud.reports:
