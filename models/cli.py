@@ -1,4 +1,5 @@
-"""``zt train``, ``zt evaluate`` and ``zt models list|show|promote``."""
+"""``zt train``, ``zt evaluate`` (the users' figures on cities with a ground truth) and
+``zt models list|show|promote|evaluate``."""
 
 from __future__ import annotations
 
@@ -201,3 +202,80 @@ def _eval_table(report: dict) -> Table:
                       f"{ru['rule_precision']}/{ru['rule_recall']}",
                       str(ru["model_precision_at_rule_recall"]))
     return table
+
+
+def evaluate_cities(
+    cities: Annotated[list[Path], typer.Argument(
+        help="Replay files of cities with their ground truth beside them (*.truth.jsonl), from "
+             "`zt simulate` or `python -m bench.worlds`.")],
+    rules: Annotated[str, typer.Option(
+        help="Rule set: 'default' (the packaged city set), 'none' or a file.")] = "default",
+    models: Annotated[str | None, typer.Option(
+        help="Model registry whose promoted model scores (default: the one the workers use); "
+             "'none': rules alone.")] = None,
+    out_dir: Annotated[Path, typer.Option(
+        "--out", help="Folder for evaluation.json and evaluation.png.")] = Path("evaluation"),
+    naive: Annotated[bool, typer.Option(help="Judge the naive two-rule detector beside.")] = True,
+    jobs: Annotated[int, typer.Option(min=1, help="Replay processes per city.")] = 2,
+    quiet: Quiet = False,
+) -> None:
+    """The users' figures on cities with a ground truth: victims warned before their loss, fraud
+    money intercepted, person precision, non-victims warned and holds on honest transfers per
+    10,000 residents a day; per fraud type and per payment of an episode; beside the naive
+    two-rule detector."""
+    import orjson
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from models.cities import FIGURES, evaluate_city, fmt_value, meets, plot
+    from streams.decisions import load_model, load_rules
+    from streams.replay import ReplayError
+
+    missing = [str(c) for c in cities if not c.is_file()]
+    if missing:
+        _fail(f"no such file: {', '.join(missing)}")
+    try:
+        ruleset, scorer = load_rules(rules), load_model(models)
+    except (OSError, ValueError) as e:
+        _fail(str(e))
+    results = []
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err, disable=quiet or not err.is_terminal, transient=True) as bar:
+        job = bar.add_task("evaluate", total=None)
+
+        def step(what: str) -> None:
+            bar.update(job, description=what)
+            if not err.is_terminal and not quiet:
+                err.print(f"evaluate: {what}", soft_wrap=True)
+
+        for city in cities:
+            try:
+                results.append(evaluate_city(city, ruleset, scorer, jobs, naive, step))
+            except (ReplayError, ValueError) as e:
+                _fail(str(e))
+    version = getattr(scorer, "version", "none")
+    for r in results:
+        table = Table(title=f"{Path(r['city']).name} ({r['source']}, {r['persons']:,} persons, "
+                            f"{r['days']:g} days; rules {getattr(ruleset, 'version', 'none')}, "
+                            f"model {version})")
+        table.add_column("figure")
+        table.add_column("ZeroTransfer", justify="right")
+        if naive:
+            table.add_column("naive two rules", justify="right")
+        table.add_column("bar", justify="right")
+        for key, label, op, target in FIGURES:
+            value = r["zerotransfer"]["figures"][key]
+            ok = meets(value, op, target)
+            mark = "" if ok is None else (" ok" if ok else " NOT MET")
+            row = [label, fmt_value(value) + mark]
+            if naive:
+                row.append(fmt_value(r["naive"]["figures"][key]))
+            row.append(f"{op} {target:g}" if target is not None else "")
+            table.add_row(*row)
+        out.print(table)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "evaluation.json").write_bytes(orjson.dumps(
+        {"rules": getattr(ruleset, "version", "none"), "model": version, "cities": results},
+        option=orjson.OPT_INDENT_2))
+    plot(results, out_dir / "evaluation.png")
+    out.print(f"figures -> {out_dir / 'evaluation.json'}; plot -> {out_dir / 'evaluation.png'}",
+              soft_wrap=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,25 +101,31 @@ class Dataset:
 
     @classmethod
     def union(cls, parts: list[Dataset]) -> Dataset:
-        """Several cities of one calendar as one dataset (a family to train a model on): each
-        city's persons and reports kept apart by a prefix, its days split like the others'."""
+        """Several cities of as many days as one dataset (a family to train a model on): each
+        city's persons and reports kept apart by a prefix, its times moved onto the first
+        city's calendar (same local days and offset), its days split like the others'."""
         if len(parts) == 1:
             return parts[0]
         first = parts[0]
-        if any(p.clock != first.clock or p.days != first.days for p in parts):
-            raise ValueError("cities trained on together must start on the same day and last as "
-                             "long (simulate them with the same --days)")
-        frames = {point: pd.concat([p.frames[point].assign(
-            person_id=lambda d, i=i: f"{i}/" + d["person_id"]) for i, p in enumerate(parts)],
-            ignore_index=True) for point in POINTS}
-        reports = [replace(r, person_id=f"{i}/{r.person_id}", report_id=f"{i}/{r.report_id}")
-                   for i, p in enumerate(parts) for r in p.book.reports]
+        if any(p.days != first.days or p.clock.offset_min != first.clock.offset_min
+               for p in parts):
+            raise ValueError("cities trained on together must last as many days, in one UTC "
+                             "offset (simulate them with the same --days)")
+        frames: dict[str, list[pd.DataFrame]] = {point: [] for point in POINTS}
+        reports: list[Report] = []
+        for i, p in enumerate(parts):
+            shift = (first.clock.day0 - p.clock.day0) * DAY_MS
+            for point in POINTS:
+                frames[point].append(p.frames[point].assign(
+                    person_id=f"{i}/" + p.frames[point]["person_id"],
+                    t_ms=p.frames[point]["t_ms"] + shift))
+            reports.extend(r.shifted(shift, f"{i}/") for r in p.book.reports)
         fingerprint = hashlib.sha256("".join(p.fingerprint for p in parts).encode()).hexdigest()
-        return cls(frames, LabelBook(reports, {}), first.clock, fingerprint,
+        return cls({point: pd.concat(f, ignore_index=True) for point, f in frames.items()},
+                   LabelBook(reports, {}), first.clock, fingerprint,
                    ", ".join(p.events for p in parts), sum(p.lines for p in parts),
                    sum(p.rejected for p in parts), sum(p.persons for p in parts),
-                   max(p.last_ms for p in parts))
-
+                   max(p.last_ms + (first.clock.day0 - p.clock.day0) * DAY_MS for p in parts))
 
 
 @dataclass

@@ -91,6 +91,10 @@ FEATURES: tuple[Feature, ...] = (
        "count", "transfer"),
     _f("payee_drain_share_24h", "share of the money into the payee in the last 24 h that left it "
        "again within 30 minutes", "ratio", "transfer"),
+    _f("payee_onward_share_24h", "share of the money into the payee in the last 24 h that it "
+       "has paid on since", "ratio", "transfer"),
+    _f("payee_held_7d", "transfers to the payee that a bank held or reversed in the last 7 days",
+       "count", "transfer"),
     _f("payee_age_days", "days since the payee account was first seen", "days", "transfer"),
     _f("transfers_24h", "transfers the person initiated in the last 24 h, this one included",
        "count", "transfer"),

@@ -28,7 +28,7 @@ maturity) for that reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 NO_LABEL = (0, "", "")
@@ -52,6 +52,15 @@ class Report:
     def from_record(cls, value: dict[str, Any], t_ms: int) -> Report:
         return cls(value["report_id"], value["person_id"], value["fraud_type"], t_ms,
                    tuple(value["txn_ids"]), frozenset(value["fraud_msisdns"]))
+
+    def shifted(self, ms: int, prefix: str) -> Report:
+        """The same report, ``ms`` later, its person and id prefixed (a city among several)."""
+        return replace(self, report_id=prefix + self.report_id, person_id=prefix + self.person_id,
+                       t_ms=self.t_ms + ms,
+                       first_contact_ms=None if self.first_contact_ms is None
+                       else self.first_contact_ms + ms,
+                       initiated={k: v + ms for k, v in self.initiated.items()},
+                       completed={k: v + ms for k, v in self.completed.items()})
 
     @property
     def start_ms(self) -> int:

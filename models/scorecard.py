@@ -70,6 +70,7 @@ class Truth:
     mule_accounts: set[str] = field(default_factory=set)
     mule_txns: set[str] = field(default_factory=set)
     mule_holders: set[str] = field(default_factory=set)
+    fraud_numbers: set[str] = field(default_factory=set)
 
     @classmethod
     def read(cls, path: str | Path) -> Truth:
@@ -80,6 +81,7 @@ class Truth:
         mule_accounts: set[str] = set()
         mule_txns: set[str] = set()
         mule_holders: set[str] = set()
+        fraud_numbers: set[str] = set()
         with open(path, "rb") as f:
             for raw in f:
                 row = orjson.loads(raw)
@@ -98,6 +100,8 @@ class Truth:
                         mule_holders.add(row["holder"])
                 elif kind == "mule_txn" and row.get("txn_id"):
                     mule_txns.add(row["txn_id"])
+                elif kind == "fraud_number":
+                    fraud_numbers.add(row["msisdn"])
         if not persons:
             raise ValueError(f"{path}: no 'run' row (is this a truth file?)")
         # The index of a transfer within its episode: given, or by time.
@@ -111,7 +115,8 @@ class Truth:
                 fraud[row["txn_id"]] = FraudTxn(
                     row["txn_id"], row["person_id"], row["fraud_type"], int(row.get("index") or i),
                     int(row["amount_fen"]), str(row.get("payee_account") or ""))
-        return cls(persons, days, victims, fraud, source, mule_accounts, mule_txns, mule_holders)
+        return cls(persons, days, victims, fraud, source, mule_accounts, mule_txns, mule_holders,
+                   fraud_numbers)
 
 
 @dataclass
@@ -122,6 +127,25 @@ class Txn:
     completed: int | None = None
     payee: str = ""
     payer: str = ""
+
+
+def read_targeted(events: str | Path, fraud_numbers: set[str], min_s: int = 60) -> set[str]:
+    """Persons who answered a call of at least ``min_s`` from a fraud line: targeted by fraud,
+    whether or not they went on to pay (a warning to them is a warning at the right moment)."""
+    owner: dict[str, str] = {}
+    out: set[str] = set()
+    with open(events, "rb") as f:
+        for raw in f:
+            if b'"registry"' in raw:
+                v = orjson.loads(raw)["value"]
+                for m in v.get("msisdns") or ():
+                    owner[m] = v["person_id"]
+            elif b'"calls"' in raw:
+                v = orjson.loads(raw)["value"]
+                if v["caller"] in fraud_numbers and v.get("answered") and v["duration_s"] >= min_s \
+                        and v["callee"] in owner:
+                    out.add(owner[v["callee"]])
+    return out
 
 
 def read_txns(events: str | Path, only: set[str] | None = None) -> dict[str, Txn]:
@@ -179,7 +203,7 @@ def _band(index: int) -> str:
 
 
 def judge(tasks: Iterable[dict[str, Any]], truth: Truth, txns: dict[str, Txn],
-          stop_window_min: float = 10) -> Scorecard:
+          stop_window_min: float = 10, targeted: set[str] | None = None) -> Scorecard:
     """The users' figures of ``tasks`` (dicts with person_id, action, txn_id, account,
     created_ms) against ``truth``; ``txns`` gives the transfers' times and accounts (every
     transfer a money task names, to tell a wrong task from one on a mule card)."""
@@ -247,6 +271,7 @@ def judge(tasks: Iterable[dict[str, Any]], truth: Truth, txns: dict[str, Txn],
     warned_persons = set(first_task)
     non_victims = [p for p in warned_persons if p not in truth.victims]
     holders = [p for p in non_victims if p in truth.mule_holders]
+    on_fraud_call = [p for p in non_victims if targeted and p in targeted]
     scale = 10_000 / truth.persons / max(truth.days, 1e-9)
     figures: dict[str, float | int | None] = {
         "victims": len(truth.victims),
@@ -258,6 +283,9 @@ def judge(tasks: Iterable[dict[str, Any]], truth: Truth, txns: dict[str, Txn],
         "persons_warned": len(warned_persons),
         "person_precision": _share(len(warned_persons) - len(non_victims), len(warned_persons)),
         "non_victims_warned_per_10k_day": round(len(non_victims) * scale, 3),
+        "non_victims_on_a_fraud_call": len(on_fraud_call),
+        "person_precision_with_fraud_calls": _share(
+            len(warned_persons) - len(non_victims) + len(on_fraud_call), len(warned_persons)),
         "mule_holders_warned": len(holders),
         "money_tasks_on_mule_cards": mule_money,
         "wrong_money_tasks": wrong_money,

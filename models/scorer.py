@@ -74,6 +74,8 @@ class ModelScorer:
         self.version: str = artifact["version"]
         # The alert threshold of the model card (set at desk capacity); None if unknown.
         self.threshold: float | None = artifact.get("threshold")
+        # Per point, where the card sets them (within a budget of tasks on honest rows).
+        self.thresholds: dict[str, float] = dict(artifact.get("thresholds") or {})
         self._points: dict[str, tuple[tuple[str, ...], Any]] = {
             p: (tuple(m["features"]), m["model"]) for p, m in artifact["points"].items()}
 
@@ -84,7 +86,9 @@ class ModelScorer:
         artifact = dict(reg.load_artifact(resolved, MODEL_FILE))
         # An artifact without a card (or a threshold in it): the policy's threshold applies.
         with contextlib.suppress(KeyError, OSError, ValueError, RegistryError):
-            artifact.setdefault("threshold", reg.card(resolved)["thresholds"]["alert"])
+            thresholds = reg.card(resolved)["thresholds"]
+            artifact.setdefault("threshold", thresholds["alert"])
+            artifact.setdefault("thresholds", thresholds.get("points"))
         return cls(artifact)
 
     def has(self, point: str) -> bool:

@@ -48,6 +48,11 @@ class TrainConfig:
     calib_frac: float = 0.2
     test_frac: float = 0.25
     capacity: int | None = None  # desk tasks a day; default: 1 per 1,000 persons, at least 5
+    # The model alone raises a task at a point when its score reaches that point's threshold,
+    # set on the calibration days so that tasks on non-fraud rows stay within these budgets (per
+    # 10,000 persons a day): holds on honest transfers, calls to persons not being defrauded.
+    hold_budget_per_10k_day: float = 1.0
+    call_budget_per_10k_day: float = 2.0
     max_iter: int = 150
     learning_rate: float = 0.1
     max_leaf_nodes: int = 15
@@ -179,6 +184,9 @@ def train_file(events: Path | list[Path], registry: Registry, cfg: TrainConfig,
             for p in POINTS}
     main, abl = ModelScorer(trained.artifact), ModelScorer(trained.ablation)
     tau = alert_threshold_on(cal, main, k, _span(trained.ranges["calib"]))
+    budgets = {"transfer": cfg.hold_budget_per_10k_day, "contact": cfg.call_budget_per_10k_day}
+    per_point = {p: round(point_threshold(cal[p], main, p, budgets[p] * ds.persons / 10_000
+                                          * _span(trained.ranges["calib"])), 6) for p in POINTS}
     report = evaluate_frames(test, ds.book, main, abl, tau, k, trained.ranges["test"], ds.clock)
     registry.save_artifact(version, trained.artifact, MODEL_FILE)
     registry.save_artifact(version, trained.ablation, ABLATION_FILE)
@@ -198,10 +206,14 @@ def train_file(events: Path | list[Path], registry: Registry, cfg: TrainConfig,
         "points": {p: {"features": list(trained.artifact["points"][p]["features"]),
                        "ablation_features": list(trained.ablation["points"][p]["features"]),
                        **trained.info[p]} for p in POINTS},
-        "thresholds": {"alert": round(tau, 6), "capacity_per_day": k,
-                       "meaning": "alert a person when a calibrated P(fraud) at either point "
-                                  "reaches 'alert': about capacity_per_day persons a day on the "
-                                  "calibration days"},
+        "thresholds": {"alert": round(tau, 6), "capacity_per_day": k, "points": per_point,
+                       "budgets_per_10k_day": budgets,
+                       "meaning": "the model alone raises a task at a point when its calibrated "
+                                  "P(fraud) reaches points[point]: on the calibration days, about "
+                                  "budgets_per_10k_day tasks on non-fraud rows per 10,000 persons "
+                                  "a day (holds at 'transfer', persons called at 'contact'); "
+                                  "'alert' is the score of the capacity_per_day highest persons "
+                                  "a day"},
         "metrics": {"test": report},
         "label_rule": "transfer: listed in a case report's txn_ids; contact: the victim's "
                       "contacts from the first contact by a line the report names (or the first "
@@ -214,6 +226,32 @@ def train_file(events: Path | list[Path], registry: Registry, cfg: TrainConfig,
 
 def _span(r: tuple[int, int]) -> int:
     return r[1] - r[0] + 1
+
+
+def point_threshold(frame: pd.DataFrame, scorer: Any, point: str, allowed: float) -> float:
+    """The lowest score at which at most ``allowed`` non-fraud rows of ``frame`` (distinct
+    person-days at the contact point, where a person is called once) reach it.
+
+    >>> import types
+    >>> fake = types.SimpleNamespace(features=lambda p: ("x",),
+    ...                              score_matrix=lambda p, x: x[:, 0])
+    >>> f = pd.DataFrame({"x": [0.9, 0.8, 0.7, 0.2], "y": [1, 0, 0, 0],
+    ...                   "person_id": ["a", "b", "c", "d"], "day": [1, 1, 1, 1]})
+    >>> point_threshold(f, fake, "transfer", 1) > 0.7, point_threshold(f, fake, "transfer", 1) <= 0.8
+    (True, True)
+    """
+    if not len(frame):
+        return 1.0
+    scored = frame.assign(score=scorer.score_matrix(point, frame[list(scorer.features(point))]
+                                                    .to_numpy()))
+    neg = scored[scored["y"] == 0]
+    if point == "contact":
+        neg = neg.groupby(["day", "person_id"])["score"].max().to_frame()
+    ranked = np.sort(neg["score"].to_numpy())[::-1]
+    n = int(allowed)
+    if n >= len(ranked):
+        return float(ranked[-1]) if len(ranked) else 0.0
+    return float(np.nextafter(ranked[n], 1.0))
 
 
 def alert_threshold_on(frames: dict[str, pd.DataFrame], scorer: Any, k: int, days: int) -> float:

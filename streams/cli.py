@@ -260,7 +260,7 @@ def bench(
 
 def _register_parts() -> None:
     """Commands of the other parts of the flow, imported only when run."""
-    from models.cli import evaluate, models_app, train
+    from models.cli import evaluate, evaluate_cities, models_app, train
     from rules.cli import rules_test
     from services.desk.cli import desk
     from streams.simulator.cli import simulate
@@ -272,7 +272,8 @@ def _register_parts() -> None:
     rules_app.command("test")(rules_test)
     app.add_typer(rules_app, name="rules")
     app.command("train")(train)
-    app.command("evaluate")(evaluate)
+    app.command("evaluate")(evaluate_cities)
+    models_app.command("evaluate")(evaluate)
     app.add_typer(models_app, name="models")
 
 

@@ -248,6 +248,8 @@ class EntityStage:
             snap = acc.get(t)  # before this transfer: what others' money did
             if status == "completed":
                 acc.money_in(t, v["payer_account"], v["amount_fen"])
+            elif status in ("held", "reversed"):
+                acc.held(t)
             payer = ref.person_of_account(v["payer_account"])
             if payer is None:
                 self.unrouted["transactions"] = self.unrouted.get("transactions", 0) + 1
@@ -564,6 +566,8 @@ class Decider:
             "payee_reported": 1.0 if reference.reported_by_victim(payee, now) else 0.0,
             "payee_distinct_payers_24h": payee_stats.get("payee_distinct_payers_24h", 0.0),
             "payee_drain_share_24h": payee_stats.get("payee_drain_share_24h", 0.0),
+            "payee_onward_share_24h": payee_stats.get("payee_onward_share_24h", 0.0),
+            "payee_held_7d": payee_stats.get("payee_held_7d", 0.0),
             "payee_age_days": payee_stats.get("payee_age_days", 0.0),
             "transfers_24h": n_24h,
             "amount_24h_cny": amount_24h,
@@ -628,7 +632,10 @@ class Decider:
             return []  # no rule, no model, no warning to be paid after: most points (as below)
         enforce = [h for h in s.hits if h.mode == "enforce"]
         threshold = policy.contact_threshold if s.point == "contact" else policy.transfer_threshold
-        card = getattr(self.scorer, "threshold", None)  # calibrated at desk capacity (model card)
+        # The model card's threshold of this point (within its budget of tasks on honest rows),
+        # else the one set at desk capacity.
+        card = (getattr(self.scorer, "thresholds", None) or {}).get(s.point,
+                                                                    getattr(self.scorer, "threshold", None))
         if card is not None:
             threshold = min(threshold, card)
         model_alone = s.model_score is not None and s.model_score >= threshold
@@ -670,9 +677,11 @@ class Decider:
             task = (WarningTask(action="visit", **common) if visit else
                     WarningTask(action="call", contact_msisdn=v["callee"], **common))
         elif v["status"] == "initiated":
+            episode.payees.add(v["payee_account"])
             task = WarningTask(action="hold", bank=v["bank"], txn_id=v["txn_id"],
                                account=v["payer_account"], amount_fen=v["amount_fen"], **common)
         else:
+            episode.payees.add(v["payee_account"])
             task = WarningTask(action="stop_payment", bank=v["payee_bank"], txn_id=v["txn_id"],
                                account=v["payee_account"], amount_fen=v["amount_fen"], **common)
         if episode.first_warning_ms is None:
@@ -685,38 +694,51 @@ class Decider:
         return [self.ladder.issue(episode, task, codes)]
 
     def _guard(self, s: Scored, ev: StageEvent, person: Person, ep: Episode | None) -> Reason | None:
-        """Episode-wide fund protection: once a person has been warned, a payment to a payee
-        they began paying during the episode (or in the days before it), or a sizeable one to a
-        new payee, is held; escalating and repeated payments are how most of the money goes."""
+        """Episode-wide fund protection: once a person has been warned, every later payment to
+        an account the episode already raised a money task on, to a listed or reported one, or
+        (when the person's history is long enough to know their payees) to a payee first paid
+        during the episode, is held: repeated and growing payments take most of the money."""
         policy = self.ladder.policy
         if ep is None or not self.ladder.open(ep, s.t_ms):
             return None
         f, v = s.features, ev.value
-        suspect = f["payee_listed"] == 1.0 or f["payee_reported"] == 1.0
-        if f["payee_own"] == 1.0 or (not suspect and (
-                f["payee_holder_known"] == 1.0  # someone the person calls: family, friends
-                or f["payee_distinct_payers_24h"] >= policy.merchant_min_payers)):  # a shop
-            return None
         payee, amount = v["payee_account"], f["amount_cny"]
+        if f["payee_own"] == 1.0:
+            return None
+        flagged = payee in ep.payees
+        listed = f["payee_listed"] == 1.0 or f["payee_reported"] == 1.0
+        if not (flagged or listed) and (
+                f["payee_holder_known"] == 1.0  # someone the person calls: family, friends
+                or f["payee_distinct_payers_24h"] >= policy.merchant_min_payers):  # a shop
+            return None
         since = fmt(ep.first_warning_ms, ep.offset_min)  # type: ignore[arg-type]
-        when = f"{since[5:10]} {since[11:16]}"
-        if f["payee_new"] == 1.0:
-            if amount < policy.paid_after_warning_min_cny and not suspect:
-                return None
-            return Reason("PAID_AFTER_WARNING", f"the person was warned in this episode (first "
-                          f"warning {when}) and is now paying {amount:,.0f} CNY to an account "
-                          f"never paid before, {mask_account(payee)}")
+        warned = f"the person was warned in this episode (first warning {since[5:10]} {since[11:16]})"
+        if flagged:
+            return Reason("EPISODE_PAYEE", f"{warned} and is paying {amount:,.0f} CNY again to "
+                          f"{mask_account(payee)}, an account this episode already raised a hold "
+                          "or stop-payment on: repeated and growing payments to one account are "
+                          "how rebate-task, investment and loan-fee frauds take most of the money")
+        if listed:
+            which = "on the watch list" if f["payee_listed"] == 1.0 else "named in a victim's report"
+            return Reason("PAID_AFTER_WARNING", f"{warned} and is paying {amount:,.0f} CNY to "
+                          f"{mask_account(payee)}, an account {which}")
         state = self.persons[person.person_id]
         first = state.transfers.first_paid(payee) if state.transfers is not None else None
-        horizon = ep.opened_ms - int(policy.episode_payee_lookback_hours * HOUR)
-        if first is None or first < horizon or amount < policy.episode_payee_min_cny:
+        known = f["person_history_days"] >= policy.known_payees_after_days
+        if not known or first is None or first < ep.opened_ms:
+            return None  # a payee from before the episode, or too little history to tell
+        if f["payee_new"] == 1.0:
+            if amount < policy.paid_after_warning_min_cny:
+                return None
+            return Reason("PAID_AFTER_WARNING", f"{warned} and is now paying {amount:,.0f} CNY "
+                          f"to an account never paid before, {mask_account(payee)}")
+        if amount < policy.episode_payee_min_cny:
             return None
         started = fmt(first, ep.offset_min)
-        return Reason("EPISODE_PAYEE", f"the person was warned in this episode (first warning "
-                      f"{when}) and is paying {amount:,.0f} CNY again to {mask_account(payee)}, "
-                      f"first paid {started[5:10]} {started[11:16]}: repeated and growing payments "
-                      "to one account are how rebate-task, investment and loan-fee frauds take "
-                      "most of the money")
+        return Reason("EPISODE_PAYEE", f"{warned} and is paying {amount:,.0f} CNY again to "
+                      f"{mask_account(payee)}, first paid {started[5:10]} {started[11:16]} during "
+                      "the episode: repeated and growing payments to one account are how "
+                      "rebate-task, investment and loan-fee frauds take most of the money")
 
     def _sweep(self, now_ms: int) -> None:
         """Forget persons idle for longer than every window and episode (bounded memory)."""

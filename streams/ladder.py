@@ -40,7 +40,7 @@ class Policy:
     elderly_age: int = 65
     paid_after_warning_min_cny: float = 1000
     episode_payee_min_cny: float = 100
-    episode_payee_lookback_hours: float = 72
+    known_payees_after_days: float = 3
     merchant_min_payers: int = 10
     time_limits_s: dict[str, int] = field(default_factory=lambda: {
         "call": 300, "visit": 3600, "hold": 120, "stop_payment": 600})
@@ -99,6 +99,7 @@ class Episode:
     offset_min: int = 0
     issued: set[tuple[str, str]] = field(default_factory=set)  # (reason code, subject)
     lines: set[str] = field(default_factory=set)  # lines whose calls raised its contact tasks
+    payees: set[str] = field(default_factory=set)  # accounts its money tasks were about
     tasks: dict[str, TaskState] = field(default_factory=dict)
     first_warning_ms: int | None = None
     dissuaded: bool = False

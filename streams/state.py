@@ -195,14 +195,17 @@ class AccountStats:
     (2.0, 0.95)
     """
 
-    __slots__ = ("_drained", "_in", "_payers", "first_ms", "last_ms", "recent_in")
+    __slots__ = ("_drained", "_held", "_in", "_out", "_payers", "first_ms", "last_ms", "recent_in")
 
     DRAIN_MS = 30 * MINUTE
+    HELD_MS = 7 * DAY
 
     def __init__(self) -> None:
         self._in = SumWindow(DAY)
+        self._out = SumWindow(DAY)
         self._payers = DistinctWindow(DAY)
         self._drained = SumWindow(DAY)  # amounts that left within DRAIN_MS of arriving
+        self._held: deque[int] = deque(maxlen=64)  # transfers to it that a bank held or reversed
         self.recent_in: deque[list[int]] = deque(maxlen=256)  # [t, amount not yet drained]
         self.first_ms: int | None = None
         self.last_ms = 0
@@ -218,8 +221,14 @@ class AccountStats:
         self._payers.add(t_ms, payer)
         self.recent_in.append([t_ms, amount_fen])
 
+    def held(self, t_ms: int) -> None:
+        """A bank held or reversed a transfer to this account (its own judgement of fraud)."""
+        self._seen(t_ms)
+        self._held.append(t_ms)
+
     def money_out(self, t_ms: int, amount_fen: int) -> None:
         self._seen(t_ms)
+        self._out.add(t_ms, amount_fen)
         left = amount_fen
         # Money out drains the oldest money in that is still within the drain window.
         while left > 0 and self.recent_in:
@@ -237,10 +246,14 @@ class AccountStats:
     def get(self, now_ms: int) -> dict[str, float]:
         money_in = self._in.total(now_ms)
         drained = self._drained.total(now_ms)
+        money_out = self._out.total(now_ms)
         age = (now_ms - self.first_ms) / DAY if self.first_ms is not None else 0.0
+        held, horizon = self._held, now_ms - self.HELD_MS
         return {
             "payee_distinct_payers_24h": float(self._payers.distinct(now_ms)),
             "payee_drain_share_24h": min(drained / money_in, 1.0) if money_in else 0.0,
+            "payee_onward_share_24h": min(money_out / money_in, 1.0) if money_in else 0.0,
+            "payee_held_7d": float(sum(1 for t in held if horizon <= t <= now_ms)),
             "payee_age_days": round(max(age, 0.0), 3),
         }
 
