@@ -6,57 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from streams import contract
-from streams.core import Core, availability_ms
-from streams.eventtime import fmt, to_ms
 from streams.ladder import Policy
-from tests.timelines import at, call, listed, outcome, person, report, transfer
+from tests.timelines import Run, at, call, history, listed, outcome, report, transfer
 
 MULE = "6217000099990001"
-
-
-class Run:
-    """Feed records one by one, reacting to tasks like a desk would (by a callback)."""
-
-    def __init__(self) -> None:
-        self.core = Core()
-        self.tasks: list[dict] = []
-        self.ticks = 0
-
-    def feed(self, *records) -> list[dict]:
-        """Feed ``records``, then a tick 3 s after the last one so the watermark (2 s) passes
-        them: a call between two strangers nobody registered, which concerns no person."""
-        last = max(availability_ms(t, v, to_ms(v["event_time"])) for t, v in records)
-        self.ticks += 1
-        tick = ("calls", {"event_id": f"tick-{self.ticks}", "event_time": fmt(last + 3000, 480),
-                          "carrier": "CMCC", "kind": "sms", "caller": "+8613000000000",
-                          "callee": "+8613000000001", "duration_s": 0, "caller_origin": "domestic"})
-        new = []
-        for topic, value in [*records, tick]:
-            contract.validate(topic, value)
-            new += [t.to_record() for t in self.core.feed(topic, value)]
-        for t in new:
-            contract.validate("warning-tasks", t)
-        self.tasks += new
-        return new
-
-    def finish(self) -> list[dict]:
-        new = [t.to_record() for t in self.core.finish()]
-        self.tasks += new
-        return new
-
-    def actions(self) -> list[tuple[str, str]]:
-        return [(t["action"], t["reasons"][0]["code"]) for t in self.tasks]
-
-    @property
-    def stats(self):
-        return self.core.decider.ladder.stats
 
 
 def warned() -> tuple[Run, dict]:
     """A person hooked by a listed line; returns the run and the call task."""
     run = Run()
-    run.feed(person(), listed(), call(0, 600))
+    run.feed(*history())  # a week of history: the pipeline knows who the person pays
+    run.feed(listed(), call(0, 600))
     run.feed(call(10.5, 0, caller="+8613800000000", answered=False))  # the stream moves on
     [task] = run.tasks
     assert task["action"] == "call" and task["created_time"] == at(10)
