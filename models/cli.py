@@ -279,3 +279,31 @@ def evaluate_cities(
     plot(results, out_dir / "evaluation.png")
     out.print(f"figures -> {out_dir / 'evaluation.json'}; plot -> {out_dir / 'evaluation.png'}",
               soft_wrap=True)
+
+
+def train_default(
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Where to write model.joblib and its card (default: the package's "
+             "models/default, which the workers use when no model is promoted).")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Train the packaged default model on its family of cities (simulated t-* settings and
+    bench/worlds training settings; ~10 minutes on 2 cores): the same command gives the same
+    model."""
+    from models.default import HELD_OUT, TRAINING_CITIES
+    from models.default import train_default as build
+
+    with _progress(quiet) as (lines, step):
+        def say(what: str) -> None:
+            step(what)
+            if quiet or not err.is_terminal:
+                err.print(f"train-default: {what}", soft_wrap=True)
+
+        try:
+            version, card = build(out_dir, say, lines)
+        except ValueError as e:
+            _fail(str(e))
+    out.print(_summary(card))
+    out.print(f"default model {version}, trained on {len(TRAINING_CITIES)} cities; held out for "
+              f"zt evaluate: {', '.join(HELD_OUT['simulate'])} (zt simulate --scenario) and "
+              f"{', '.join(HELD_OUT['worlds'])} (python -m bench.worlds --setting)", soft_wrap=True)

@@ -101,16 +101,14 @@ class Dataset:
 
     @classmethod
     def union(cls, parts: list[Dataset]) -> Dataset:
-        """Several cities of as many days as one dataset (a family to train a model on): each
+        """Several cities as one dataset (a family to train a model on): each
         city's persons and reports kept apart by a prefix, its times moved onto the first
         city's calendar (same local days and offset), its days split like the others'."""
         if len(parts) == 1:
             return parts[0]
         first = parts[0]
-        if any(p.days != first.days or p.clock.offset_min != first.clock.offset_min
-               for p in parts):
-            raise ValueError("cities trained on together must last as many days, in one UTC "
-                             "offset (simulate them with the same --days)")
+        if any(p.clock.offset_min != first.clock.offset_min for p in parts):
+            raise ValueError("cities trained on together must be in one UTC offset")
         frames: dict[str, list[pd.DataFrame]] = {point: [] for point in POINTS}
         reports: list[Report] = []
         for i, p in enumerate(parts):
@@ -125,7 +123,8 @@ class Dataset:
                    LabelBook(reports, {}), first.clock, fingerprint,
                    ", ".join(p.events for p in parts), sum(p.lines for p in parts),
                    sum(p.rejected for p in parts), sum(p.persons for p in parts),
-                   max(p.last_ms + (first.clock.day0 - p.clock.day0) * DAY_MS for p in parts))
+                   # the days every city covers: the split is by day, the same for all
+                   min(p.last_ms + (first.clock.day0 - p.clock.day0) * DAY_MS for p in parts))
 
 
 @dataclass

@@ -100,6 +100,12 @@ class ModelScorer:
     def score(self, point: str, rows: list[dict[str, float]]) -> list[float]:
         return self.score_matrix(point, matrix(self._points[point][0], rows)).tolist()
 
+    def explain(self, point: str, row: dict[str, float]) -> str:
+        """The features that drove this row's score, in plain words (``models/explain.py``)."""
+        from models.explain import explain
+
+        return explain(self, point, row)
+
     def score_matrix(self, point: str, x: np.ndarray) -> np.ndarray:
         if len(x) == 0:
             return np.empty(0)
@@ -107,7 +113,8 @@ class ModelScorer:
 
 
 class ScorerWatcher:
-    """The promoted model, re-checked at most every ``interval_s`` seconds (monotonic clock).
+    """The promoted model, re-checked at most every ``interval_s`` seconds (monotonic clock);
+    ``fallback`` until a model is promoted.
 
     The check reads one small file; loading happens only when the pointer names another version.
     A version that fails to load is logged and the current one kept, so a bad promotion never
@@ -115,11 +122,13 @@ class ScorerWatcher:
     """
 
     def __init__(self, registry_dir: str | Path | None = None, interval_s: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 fallback: ModelScorer | None = None):
         self.registry = Registry(registry_dir)
         self.interval_s = interval_s
         self._clock = clock
-        self._scorer: ModelScorer | None = None
+        # What scores while nothing is promoted (the packaged default model).
+        self._scorer: ModelScorer | None = fallback
         self._checked = -math.inf
         self._failed: str | None = None
         self._lock = threading.Lock()

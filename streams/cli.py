@@ -260,7 +260,7 @@ def bench(
 
 def _register_parts() -> None:
     """Commands of the other parts of the flow, imported only when run."""
-    from models.cli import evaluate, evaluate_cities, models_app, train
+    from models.cli import evaluate, evaluate_cities, models_app, train, train_default
     from rules.cli import rules_test
     from services.desk.cli import desk
     from streams.simulator.cli import simulate
@@ -274,6 +274,7 @@ def _register_parts() -> None:
     app.command("train")(train)
     app.command("evaluate")(evaluate_cities)
     models_app.command("evaluate")(evaluate)
+    models_app.command("train-default")(train_default)
     app.add_typer(models_app, name="models")
 
 

@@ -650,8 +650,11 @@ class Decider:
             reasons.insert(0, guard)
         if s.model_score is not None and (model_alone or s.model_score >= 0.5):
             model_version = self.scorer.version if self.scorer else self.config.model_version
+            explain = getattr(self.scorer, "explain", None)
+            why = explain(s.point, s.features) if explain is not None else ""
             reasons.append(Reason("MODEL_RISK", f"the classifier ({model_version}) puts the fraud "
-                                  f"risk of this {s.point} at {s.model_score:.2f}"))
+                                  f"risk of this {s.point} at {s.model_score:.2f}"
+                                  + (f", mostly for: {why}" if why else "")))
         episode = self.ladder.episode(person, s.t_ms, ev.offset_min)
         codes = [(r.code, subject) for r in reasons]
         if all(c in episode.issued for c in codes):

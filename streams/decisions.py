@@ -1,7 +1,8 @@
 """Which rule set and which model decide: the one place both drivers resolve them.
 
-The worker and ``zt replay`` take the same settings (a rule file, a model registry), so the same
-records give the same tasks in both.
+The worker, ``zt replay``, ``zt evaluate``, the demo's check and the simulator's closed loop take
+the same settings (a rule file, a model registry) and resolve them here, so the same records give
+the same tasks in all of them: the registry's promoted model, else the packaged default model.
 """
 
 from __future__ import annotations
@@ -43,13 +44,22 @@ def models_dir(models: str | None) -> Path | None:
     return Path(models or os.environ.get("ZT_MODELS", ".zt/models"))
 
 
-def load_model(models: str | None) -> Any:
-    """The promoted model of the registry, or None when there is none (rules alone decide)."""
+def model_watcher(models: str | None) -> Any:
+    """What scores in the workers: the registry's promoted model (re-read when a new one is
+    promoted), else the packaged default model; None for 'none'."""
     directory = models_dir(models)
-    if directory is None or not directory.exists():
+    if directory is None:
         return None
     try:
+        from models.default import packaged
         from models.scorer import ScorerWatcher
-    except ImportError:
+    except ImportError:  # installed without the models' dependencies
         return None
-    return ScorerWatcher(directory).current()
+    return ScorerWatcher(directory, fallback=packaged())
+
+
+def load_model(models: str | None) -> Any:
+    """The model that decides now, as the workers resolve it (``model_watcher``); None when
+    'none' or when neither a promoted nor a packaged model exists (rules alone decide)."""
+    watcher = model_watcher(models)
+    return watcher.current() if watcher is not None else None

@@ -1099,14 +1099,9 @@ def _rules_watcher(rules: str) -> Any:
 
 
 def _model_watcher(models: str | None) -> Any:
-    from streams.decisions import models_dir
+    from streams.decisions import model_watcher
 
-    directory = models_dir(models)
-    if directory is None:
-        return None
-    from models.scorer import ScorerWatcher
-
-    return ScorerWatcher(directory)
+    return model_watcher(models)
 
 
 def export_ladder(stats: Any, exported: dict[tuple[str, tuple[str, ...]], float]) -> None:
