@@ -32,6 +32,9 @@ def markdown(card: dict[str, Any]) -> str:
         "## Thresholds",
         f"- alert when calibrated P(fraud) >= {t['alert']:.4f} "
         f"(about {t['capacity_per_day']} persons a day on the calibration days)",
+        *(f"- the model alone raises a task at the {p} point from P(fraud) >= {v:.4f} (within "
+          f"{t['budgets_per_10k_day'][p]:g} tasks on honest rows per 10,000 persons a day on the "
+          "calibration days)" for p, v in (t.get("points") or {}).items()),
         "",
         "## Test days (held out by time)",
         "",

@@ -69,7 +69,7 @@ SAYS: dict[str, tuple[float, Callable[[float], str | None]]] = {
                                            quiet_below=10)),
     "minutes_since_unknown_call": (NONE_MIN, _minutes_since),
     "listed_contact_72h": (0.0, _flag("a watch-listed number called the person in the last 72 h")),
-    "amount_cny": (300.0, _num("a {v:,.0f} CNY payment")),
+    "amount_cny": (300.0, _num("a {v:,.0f} CNY payment", quiet_below=1000)),
     "amount_ratio_usual": (1.0, lambda v: f"{v:,.0f}x this person's usual amount" if v >= 3 else None),
     "payee_new": (0.0, _flag("to an account the person never paid before")),
     "payee_own": (0.0, lambda v: None),
