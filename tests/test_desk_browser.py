@@ -25,7 +25,8 @@ PHONE = "+8613987654321"
 @pytest.fixture
 def desk(broker, unique: str, tmp_path) -> Iterator[Served]:
     settings = make_settings(str(tmp_path / "desk.sqlite3"), broker.bootstrap, f"D{unique}",
-                             f"B{unique}", consume=True, group_id=f"zt-desk-{unique}")
+                             f"B{unique}", consume=True, group_id=f"zt-desk-{unique}",
+                             auto_assign=False)
     with Served(settings) as served:
         served.district, served.bank = f"D{unique}", f"B{unique}"
         yield served
@@ -55,18 +56,18 @@ def test_officer_sees_new_task_claims_it_and_dissuades(page, desk: Served, broke
     row = page.locator(f"tr[data-task-id='{rec['task_id']}']")
     row.wait_for()
     assert "+86139****4321" in row.inner_text() and PHONE not in page.content()
-    assert "left" in row.locator(".countdown").inner_text() or "overdue" in row.inner_text()
+    assert "逾期" in row.locator(".countdown").inner_text()  # the test task's due time is past
     row.locator("a").click()
     page.wait_for_url(f"**/desk/tasks/{rec['task_id']}")
-    assert "Called by a watch-listed number" in page.content()
+    assert "接到涉诈号码来电" in page.content()
     assert PHONE not in page.locator("#phone").inner_text()
     page.click("#claim")
     page.locator("#record").wait_for()
     assert page.locator("#phone").inner_text().startswith(PHONE)
     page.check("input[value=dissuaded]")
-    page.fill("textarea[name=note]", "agreed not to pay")
+    page.fill("form.outcome textarea[name=note]", "agreed not to pay")
     page.click("#record")
-    assert "Dissuaded" in page.locator("#outcome").inner_text()
+    assert "劝阻成功" in page.locator("#outcome").inner_text()
 
     (raw,) = outcomes_for(broker.bootstrap, rec["task_id"])
     got = check("task-outcomes", raw)
@@ -81,7 +82,7 @@ def test_liaison_confirms_a_hold_with_an_amount(page, desk: Served, broker) -> N
     produce(broker.bootstrap, [rec])
     row = page.locator(f"tr[data-task-id='{rec['task_id']}']")
     row.wait_for()
-    assert "48,000.00 CNY" in row.inner_text() and "6222***********3445" in row.inner_text()
+    assert "48,000.00 元" in row.inner_text() and "6222***********3445" in row.inner_text()
     row.locator("a").click()
     page.wait_for_url(f"**/bank/requests/{rec['task_id']}")
     assert page.locator("#account").inner_text() == rec["account"]
@@ -89,7 +90,7 @@ def test_liaison_confirms_a_hold_with_an_amount(page, desk: Served, broker) -> N
     page.check("input[value=held]")
     page.fill("#amount", "48000")
     page.click("#confirm")
-    assert "48,000.00 CNY" in page.locator("#outcome").inner_text()
+    assert "48,000.00 元" in page.locator("#outcome").inner_text()
 
     (raw,) = outcomes_for(broker.bootstrap, rec["task_id"])
     value = orjson.loads(raw)
@@ -104,6 +105,6 @@ def test_desk_cannot_open_another_districts_task(page, desk: Served) -> None:
     log_in(page, desk, "officer", "/desk")
     resp = page.goto(f"{desk.url}/desk/tasks/{theirs['task_id']}")
     assert resp is not None and resp.status == 404
-    assert "Not found" in page.content()
+    assert "未找到" in page.content()
     assert theirs["person_id"] not in page.content() and "4321" not in page.content()
     assert page.locator(f"tr[data-task-id='{theirs['task_id']}']").count() == 0

@@ -1,8 +1,15 @@
-"""Intake of ``warning-tasks`` from the broker into storage, in a background thread.
+"""Intake of ``warning-tasks`` and ``registry`` from the broker into storage, in a background
+thread.
 
 At least once: offsets are committed only after the batch is stored, and storing is idempotent by
-task_id, so a redelivered task is one row. A record that breaks the contract is counted and
-skipped; it never stops the intake.
+task_id (a task) and by event time (a person: the newest record wins), so a redelivered record
+changes nothing. A record that breaks the contract is counted and skipped; it never stops the
+intake.
+
+The registry is read here, by the same consumer, because a visit needs the person's numbers,
+birth year and district, and the registry topic is the one place that has them: the desk keeps
+its own copy (a compacted topic's latest record per person, no accounts), so no other service
+has to be up for a visit page to show them, and a registry update reaches the page as it comes.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from streams.contract import check, reason_class
 
 log = logging.getLogger(__name__)
 TOPIC = "warning-tasks"
+REGISTRY = "registry"
 
 
 class TaskIntake(threading.Thread):
@@ -31,6 +39,12 @@ class TaskIntake(threading.Thread):
         self.stopping = threading.Event()
         self.ready = threading.Event()  # set once partitions are assigned
         self.stored = self.duplicates = self.rejected = 0
+
+    def handle_person(self, raw: bytes) -> None:
+        got = check(REGISTRY, raw)
+        if not got.ok or got.value is None:
+            return  # the workers dead-letter and count bad registry records; the desk skips them
+        self.store.upsert_person(got.value)
 
     def handle(self, raw: bytes) -> None:
         got = check(TOPIC, raw)
@@ -77,16 +91,19 @@ class TaskIntake(threading.Thread):
             bootstrap_timeout_ms=5000,  # broker away: give up soon, the run loop retries
         )
         try:
-            consumer.subscribe([TOPIC])
+            consumer.subscribe([TOPIC, REGISTRY])
             while not self.stopping.is_set():
                 batch = consumer.poll(timeout_ms=300, max_records=500)
                 if consumer.assignment():
                     self.ready.set()
                 if not batch:
                     continue
-                for records in batch.values():
+                for tp, records in batch.items():
                     for rec in records:
-                        self.handle(rec.value)
+                        if tp.topic == REGISTRY:
+                            self.handle_person(rec.value)
+                        else:
+                            self.handle(rec.value)
                 consumer.commit()
         finally:
             consumer.close(autocommit=False)
