@@ -26,7 +26,7 @@ router = APIRouter(prefix="/api", tags=["all"])
 MAX_STREAM_S = 60.0
 
 
-@router.get("/live", response_class=EventSourceResponse)
+@router.get("/live", response_class=EventSourceResponse, include_in_schema=False)
 async def live(request: Request, who: CurrentUser,
                since: Annotated[int | None, Query(ge=0, description="wall ms of the page")] = None,
                ) -> AsyncIterable[ServerSentEvent]:
