@@ -207,6 +207,7 @@ class Served:
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        self.app.state.stopping.set()  # open live streams end at once
         self.server.should_exit = True
         self.thread.join(15)
 

@@ -51,7 +51,14 @@ def desk(
         typer.echo(demo_logins(
             tuple(sorted({u.scope for u in settings.users.values() if u.works_desk})),
             tuple(sorted({u.scope for u in settings.users.values() if u.kind == "bank"}))))
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+    class DeskServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: object) -> None:
+            app.state.stopping.set()  # live pages' streams end now, not after their minute
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
+    DeskServer(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                              timeout_graceful_shutdown=5)).run()
 
 
 def demo_logins(districts: tuple[str, ...] = DEMO_DISTRICTS,
