@@ -19,7 +19,7 @@ import threading
 
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 
 from services.desk.metrics import DeskMetrics
 from services.desk.storage import TaskStore
@@ -40,11 +40,18 @@ class TaskIntake(threading.Thread):
         self.ready = threading.Event()  # set once partitions are assigned
         self.stored = self.duplicates = self.rejected = 0
 
-    def handle_person(self, raw: bytes) -> None:
-        got = check(REGISTRY, raw)
-        if not got.ok or got.value is None:
-            return  # the workers dead-letter and count bad registry records; the desk skips them
-        self.store.upsert_person(got.value)
+    def handle_persons(self, raws: list[bytes]) -> None:
+        good = []
+        for raw in raws:
+            got = check(REGISTRY, raw)
+            if got.ok and got.value is not None:
+                good.append(got.value)
+            # else: the workers dead-letter and count bad registry records; the desk skips them
+        try:
+            self.store.upsert_persons(good)
+        except IntegrityError:  # a replica inserted one of them meanwhile: one by one then
+            for value in good:
+                self.store.upsert_person(value)
 
     def handle(self, raw: bytes) -> None:
         got = check(TOPIC, raw)
@@ -98,12 +105,13 @@ class TaskIntake(threading.Thread):
                     self.ready.set()
                 if not batch:
                     continue
+                # Tasks first: a registry backlog must not keep a new task from the desks.
                 for tp, records in batch.items():
-                    for rec in records:
-                        if tp.topic == REGISTRY:
-                            self.handle_person(rec.value)
-                        else:
+                    if tp.topic == TOPIC:
+                        for rec in records:
                             self.handle(rec.value)
+                self.handle_persons([rec.value for tp, records in batch.items()
+                                     if tp.topic == REGISTRY for rec in records])
                 consumer.commit()
         finally:
             consumer.close(autocommit=False)

@@ -31,8 +31,9 @@ async def live(request: Request, who: CurrentUser,
                since: Annotated[int | None, Query(ge=0, description="wall ms of the page")] = None,
                ) -> AsyncIterable[ServerSentEvent]:
     """Changes to your tasks as they happen (text/event-stream): event ``change`` with
-    ``{"now", "open", "mine", "tasks": [{"task_id", "action", "label", "priority", "status",
-    "claimed_by", "new"}]}``."""
+    ``{"now", "changed", "open", "mine", "tasks": [{"task_id", "action", "label", "priority",
+    "status", "claimed_by", "new"}]}`` (``changed``: anything since the last event, or since
+    ``since`` for the first; ops' events list no tasks)."""
     st = request.app.state
     w = words_of(request)
     seen = since if since is not None else wall_ms()
@@ -42,17 +43,17 @@ async def live(request: Request, who: CurrentUser,
         if await request.is_disconnected():
             return
         newest, rows = await run_in_threadpool(st.store.changes, who, seen)
-        if rows or newest > seen or first:
+        changed = bool(rows) or newest > seen
+        if changed or first:
             counts = (await run_in_threadpool(st.store.counts, who)) if who.kind != "ops" else {}
             yield ServerSentEvent(event="change", retry=1000, data={
-                "now": st.clock.now_ms(), "open": counts.get("open", 0),
+                "now": st.clock.now_ms(), "changed": changed, "open": counts.get("open", 0),
                 "mine": counts.get("mine", 0),
                 "tasks": [{"task_id": t.task_id, "action": t.action,
                            "label": w.gettext(ACTIONS[t.action]), "priority": t.priority,
                            "status": t.status, "claimed_by": t.claimed_by,
                            "new": t.received_ms > seen} for t in rows]})
-        if newest > seen or first:
-            seen, first = newest, False
+        seen, first = max(seen, newest), False
         pause = time.monotonic() + st.settings.live_every_s
         while time.monotonic() < pause and not st.stopping.is_set():
             await asyncio.sleep(0.1)

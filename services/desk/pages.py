@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -30,7 +30,7 @@ from services.desk.auth import (
 )
 from services.desk.clock import wall_ms
 from services.desk.i18n import COOKIE as LANG_COOKIE
-from services.desk.i18n import LANGUAGES, Words, words_of
+from services.desk.i18n import LANGUAGES, words_of
 from services.desk.problems import DeskError, Forbidden, Invalid
 from services.desk.storage import ATTEMPT_RESULTS, DESK_RESULTS, Filters, TaskStore, scope_of
 from services.desk.users import User
@@ -359,4 +359,4 @@ def link(path: str, **params: str) -> str:
     return path + "?" + urlencode({k: v for k, v in params.items() if v})
 
 
-templates.env.globals.update(link=link, quote=quote, Words=Words)
+templates.env.globals.update(link=link)

@@ -147,21 +147,36 @@ class TaskStore:
         self.clock.saw(created.ms, at)
         return True
 
-    def upsert_person(self, rec: dict[str, Any]) -> bool:
-        """Keep a registry record if it is newer (event time) than the one held."""
-        ms = parse(rec["event_time"]).ms
+    def upsert_persons(self, recs: list[dict[str, Any]]) -> int:
+        """Keep each registry record that is newer (event time) than the one held, in one
+        transaction (a registry's backlog is a city's worth of records); how many were kept."""
+        newest: dict[str, tuple[int, dict[str, Any]]] = {}
+        for rec in recs:
+            ms = parse(rec["event_time"]).ms
+            if rec["person_id"] not in newest or newest[rec["person_id"]][0] <= ms:
+                newest[rec["person_id"]] = (ms, rec)
+        if not newest:
+            return 0
+        kept = 0
         with self.session() as s:
-            p = s.get(Person, rec["person_id"], with_for_update=True)
-            if p is not None and p.event_ms > ms:
-                return False
-            if p is None:
-                p = Person(person_id=rec["person_id"])
-                s.add(p)
-            p.event_ms, p.deleted = ms, rec["op"] == "delete"
-            p.birth_year = None if p.deleted else rec.get("birth_year")
-            p.district = None if p.deleted else rec.get("district")
-            p.msisdns = [] if p.deleted else list(rec.get("msisdns") or [])
-        return True
+            held = {p.person_id: p for p in s.execute(select(Person).where(
+                Person.person_id.in_(list(newest))).with_for_update()).scalars()}
+            for pid, (ms, rec) in newest.items():
+                p = held.get(pid)
+                if p is not None and p.event_ms > ms:
+                    continue
+                if p is None:
+                    p = Person(person_id=pid)
+                    s.add(p)
+                p.event_ms, p.deleted = ms, rec["op"] == "delete"
+                p.birth_year = None if p.deleted else rec.get("birth_year")
+                p.district = None if p.deleted else rec.get("district")
+                p.msisdns = [] if p.deleted else list(rec.get("msisdns") or [])
+                kept += 1
+        return kept
+
+    def upsert_person(self, rec: dict[str, Any]) -> bool:
+        return self.upsert_persons([rec]) == 1
 
     def person(self, person_id: str) -> Person | None:
         with self.session() as s:

@@ -150,7 +150,6 @@ function listen() {
   const url = body.dataset.live + "?since=" + encodeURIComponent(body.dataset.since);
   const source = new EventSource(url);
   const notified = new Set();
-  let first = true;
   source.addEventListener("change", (ev) => {
     const data = JSON.parse(ev.data);
     clockLead = data.now - Date.now();
@@ -163,11 +162,10 @@ function listen() {
                 href: link ? link.href : window.location.href});
       }
     }
-    // A task page follows its own task; a list follows any change (ops: events come only then).
+    // A task page follows its own task; a list follows any change since it was rendered.
     const page = body.dataset.task;
-    const relevant = page ? data.tasks.some(t => t.task_id === page) : (data.tasks.length > 0 || !first);
+    const relevant = page ? data.tasks.some(t => t.task_id === page) : data.changed;
     if (relevant) refresh(data.tasks.filter(t => t.new).map(t => t.task_id));
-    first = false;
   });
   // The browser reconnects by itself after an error or the end of a stream.
 }
