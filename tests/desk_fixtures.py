@@ -45,19 +45,23 @@ def unavailable(what: str) -> None:
 
 # -- users, tasks, settings -----------------------------------------------------------------
 def users_for(district: str, bank: str) -> dict[str, User]:
-    """A desk of ``district`` (two officers), a desk elsewhere, liaisons of ``bank`` and another
-    bank, and ops; all with PASSWORD. Cheap hashes: these are tests."""
+    """A desk of ``district`` (two officers and their supervisor), a desk elsewhere, two
+    liaisons of ``bank`` and one of another bank, and ops; all with PASSWORD. Cheap hashes:
+    these are tests."""
     roles = {"officer": f"desk:{district}", "officer2": f"desk:{district}",
-             "other-desk": "desk:OTHER", "liaison": f"bank:{bank}", "other-bank": "bank:OTHERBANK",
-             "ops": "ops"}
+             "supervisor": f"supervisor:{district}", "other-desk": "desk:OTHER",
+             "liaison": f"bank:{bank}", "liaison2": f"bank:{bank}",
+             "other-bank": "bank:OTHERBANK", "ops": "ops"}
     return {n: User(n, r, hash_password(PASSWORD, iterations=1000)) for n, r in roles.items()}
 
 
 def make_settings(db: str, bootstrap: str, district: str, bank: str, consume: bool = False,
-                  group_id: str = "zt-desk") -> DeskSettings:
+                  group_id: str = "zt-desk", **over: Any) -> DeskSettings:
+    """Settings of a test service: live pages look every 0.2 s, the dispatcher every 0.2 s."""
     return DeskSettings(bootstrap=bootstrap, database_url=database_url(db),
                         secret="test-secret-" + district, users=users_for(district, bank),
-                        group_id=group_id, consume=consume, poll_ms=500)
+                        group_id=group_id, consume=consume, live_every_s=0.2,
+                        dispatch_every_s=0.2, **over)
 
 
 _seq = iter(range(10**9))
@@ -79,6 +83,12 @@ def task(district: str, action: str = "call", **over: Any) -> dict[str, Any]:
 
 def basic(name: str) -> tuple[str, str]:
     return (name, PASSWORD)
+
+
+@pytest.fixture
+def who() -> dict[str, User]:
+    """The test users of district 371602 and bank ICBC (``users_for``)."""
+    return users_for("371602", "ICBC")
 
 
 # -- PostgreSQL -------------------------------------------------------------------------------
@@ -197,6 +207,7 @@ class Served:
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        self.app.state.stopping.set()  # open live streams end at once
         self.server.should_exit = True
         self.thread.join(15)
 
@@ -278,3 +289,13 @@ def wait_for(check: Any, timeout_s: float = 20.0, what: str = "condition") -> An
             return got
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Any]:
+    """A TaskStore on SQLite, then on PostgreSQL (``db_url``)."""
+    from services.desk.storage import TaskStore
+
+    s = TaskStore(database_url(db_url))
+    yield s
+    s.close()

@@ -20,7 +20,9 @@ PHONE = "+8613912345678"
 @pytest.fixture
 def client(db_url: str) -> Iterator[TestClient]:  # noqa: F811
     app = create_app(make_settings(db_url, "127.0.0.1:1", D, B))
-    with TestClient(app, base_url="http://127.0.0.1", follow_redirects=False) as c:
+    with TestClient(app, base_url="http://127.0.0.1", follow_redirects=False,
+                    headers={"Accept-Language": "en"}) as c:
+        c.cookies.set("zt_desk_lang", "en")  # these tests read English; tests/test_desk_i18n.py Chinese
         yield c
     app.state.store.close()
 
@@ -79,7 +81,7 @@ def test_phone_masked_until_claimed_by_you(client: TestClient) -> None:
     assert client.get(f"/api/desk/tasks/{tid}", auth=basic("officer2")).json()[
         "contact_msisdn"] == masked
     r = client.post(f"/api/desk/tasks/{tid}/claim", auth=basic("officer2"))
-    assert r.status_code == 409 and "claimed by officer" in r.json()["detail"]
+    assert r.status_code == 409 and "in the hands of officer" in r.json()["detail"]
     login(client, "officer")
     assert PHONE not in client.get("/desk").text
 
@@ -201,13 +203,15 @@ def login(c: TestClient, name: str, password: str = "test-pass") -> str:
 
 def test_login_form_and_session(client: TestClient) -> None:
     r = client.post("/login", data={"username": "officer", "password": "nope"})
-    assert r.status_code == 401 and "Wrong user name or password" in r.text
+    assert r.status_code == 401 and "wrong user name or password" in r.text
     r = client.post("/login", data={"username": "officer", "password": "test-pass",
                                     "next": "//evil.example/x"})
     assert r.status_code == 303 and r.headers["location"] == "/"
     cookie = r.cookies["zt_desk_session"]
+    client.cookies.delete("zt_desk_session")
     client.cookies.set("zt_desk_session", cookie[:-4] + "0000")  # forged signature
     assert client.get("/api/me").status_code == 401
+    client.cookies.delete("zt_desk_session")
     client.cookies.set("zt_desk_session", cookie)
     assert client.get("/").headers["location"] == "/desk"
     assert client.get("/api/me").json()["role"] == f"desk:{D}"

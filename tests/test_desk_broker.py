@@ -9,7 +9,7 @@ from desk_fixtures import basic, make_settings, outcomes_for, produce, task, wai
 from fastapi.testclient import TestClient
 
 from services.desk.app import create_app
-from streams import feed
+from streams import contract, feed
 from streams.contract import check
 
 pytestmark = pytest.mark.integration
@@ -91,3 +91,63 @@ def free_port_bootstrap() -> str:
     from streams.broker import free_port
 
     return f"127.0.0.1:{free_port()}"  # nothing listens there
+
+
+@pytest.mark.parametrize("clock", ["stream", "wall"])
+def test_outcomes_in_the_streams_time_reach_the_workers_ladder(worker_factory, fresh_topics,
+                                                               unique: str, tmp_path,
+                                                               clock: str) -> None:
+    """A city living in the past (a replay, ``zt demo --keep``): an officer dissuades within the
+    call's five minutes. On the stream clock the outcome carries the city's time, so the
+    worker's event-time stages decide it before the call's due time and nothing escalates. On
+    the wall clock it is months ahead of the city: the call goes overdue in event time and
+    escalates to a visit although the officer had done it."""
+    import datetime as dt
+
+    from services.desk.storage import now_ms
+
+    bootstrap = fresh_topics.bootstrap
+    worker = worker_factory()
+    worker.wait_ready()
+    feed.produce(bootstrap, [("registry", contract.example("registry")),
+                             ("watchlist", contract.example("watchlist"))])
+    worker.wait_metric("zt_reference_entries", 1, table="watchlist")
+    settings = make_settings(str(tmp_path / "desk.sqlite3"), bootstrap, "371602", "ICBC",
+                             consume=True, group_id=f"zt-desk-{unique}", clock=clock)
+    app = create_app(settings)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        feed.produce(bootstrap, [("calls", contract.example("calls"))])
+        [t] = wait_for(lambda: c.get("/api/desk/tasks", auth=basic("officer")).json(),
+                       what="the call task at the desk")
+        assert t["action"] == "call"
+        c.post(f"/api/desk/tasks/{t['task_id']}/claim", auth=basic("officer"))
+        out = c.post(f"/api/desk/tasks/{t['task_id']}/outcome", auth=basic("officer"),
+                     json={"result": "dissuaded"}).json()
+        created = dt.datetime.fromisoformat(t["created_time"])
+        at = dt.datetime.fromisoformat(out["event_time"])
+        if clock == "stream":
+            assert created <= at < created + dt.timedelta(minutes=1)  # seconds after the task
+        else:
+            assert abs(at.timestamp() * 1000 - now_ms()) < 60_000
+        wait_for(lambda: c.get(f"/api/desk/tasks/{t['task_id']}", auth=basic("officer"))
+                 .json()["outcome"]["published"], what="the outcome published")
+        worker.wait_metric("zt_records_consumed_total", 1, topic="task-outcomes")
+        # The city goes on: a call half an hour later moves the workers' event time past the
+        # task's due time (after the outcome reached the worker, as a desk's would within the
+        # five minutes of a city living at the wall clock's pace).
+        later = created + dt.timedelta(minutes=30)
+        tick = {**contract.example("calls"), "event_id": "cdr-later", "answered": False,
+                "duration_s": 0, "caller": "+8613700000001", "callee": "+8613700000002",
+                "event_time": later.isoformat()}
+        feed.produce(bootstrap, [("calls", tick)])
+        if clock == "stream":
+            worker.wait_metric("zt_outcomes_total", 1, result="dissuaded")
+            deadline_s = later.timestamp() - 1
+            worker.wait_metric("zt_watermark_timestamp_seconds", deadline_s, stage="decide")
+            assert worker.metric("zt_escalations_total", reason="CALL_OVERDUE") == 0
+            assert worker.metric("zt_tasks_done_late_total") == 0
+            assert worker.metric("zt_records_late_total") == 0
+        else:
+            worker.wait_metric("zt_escalations_total", 1, reason="CALL_OVERDUE")
+            assert worker.metric("zt_outcomes_total", result="dissuaded") == 0 or \
+                worker.metric("zt_tasks_done_late_total") == 1

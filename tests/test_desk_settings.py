@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from services.desk.cli import demo_logins, desk
 from services.desk.settings import database_url, load
-from services.desk.users import hash_password
+from services.desk.users import hash_password, verify
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +24,8 @@ def test_users_come_from_a_file_with_hashed_passwords(tmp_path) -> None:
                  f'password_hash = "{hash_password("s3cret", iterations=1000)}"\n')
     s = load(users=str(f), db=str(tmp_path / "d.sqlite3"), secret="k")
     user = s.users["desk-1"]
-    assert user.check("s3cret") and not user.check("S3cret") and user.scope == "371602"
+    assert verify("s3cret", user.password_hash) and not verify("S3cret", user.password_hash)
+    assert user.scope == "371602"
     assert s.database_url == f"sqlite:///{tmp_path / 'd.sqlite3'}"
     assert "s3cret" not in repr(s)
 

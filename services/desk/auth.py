@@ -2,9 +2,12 @@
 
 Both resolve to a ``User`` through one injected dependency, ``current_user``; role checks are
 dependencies on top of it. The cookie holds only the user name and the time it was issued,
-signed with HMAC-SHA256 under the service's secret (the stdlib equivalent of Starlette's
-SessionMiddleware, which would need the extra ``itsdangerous`` package). It is HttpOnly and
-SameSite=Lax, and every form carries a token derived from the cookie (CSRF).
+signed with HMAC-SHA256 under the service's secret. It is HttpOnly and SameSite=Strict (Secure
+outside loopback, ``settings.secure_cookies``); every form carries a token derived from the
+cookie, and an API call that changes something with the cookie must send the same token in
+``X-CSRF-Token`` (HTTP Basic is not sent by a cross-site form the browser builds). Passwords are
+checked by ``logins.LoginGuard`` (throttling, lockout, equal cost, off the request threads);
+every failure, by form or by HTTP Basic, is counted and audited.
 """
 
 from __future__ import annotations
@@ -16,12 +19,17 @@ import hmac
 import time
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
+from services.desk.logins import Verdict
+from services.desk.problems import Forbidden, TooMany, Unauthorized
 from services.desk.users import User
 
 COOKIE = "zt_desk_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 basic = HTTPBasic(auto_error=False, description="User name and password of a desk user")
 
 
@@ -56,75 +64,96 @@ def csrf_token(secret: str, cookie: str) -> str:
     return _sign(secret, "csrf:" + cookie)[:32]
 
 
-def authenticate(request: Request, creds: HTTPBasicCredentials | None) -> User | None:
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+async def check_password(request: Request, name: str, password: str, how: str) -> User:
+    """A password check through the guard: counted, every failure audited; raises on failure."""
     st = request.app.state
-    users: dict[str, User] = st.settings.users
-    if creds is not None:
-        user = users.get(creds.username)
-        if user is not None and user.check(creds.password):
-            return user
-        return None
+    verdict, user = await st.guard.check(name, password, client_of(request))
+    st.metrics.logins.labels(verdict.value).inc()
+    if verdict is Verdict.OK and user is not None:
+        return user
+    what = {Verdict.FAILED: "login_failed", Verdict.LOCKED: "login_locked",
+            Verdict.THROTTLED: "login_throttled"}[verdict]
+    await run_in_threadpool(st.store.audit, None, what, None, f"{how} from {client_of(request)}",
+                            name)
+    if verdict is Verdict.LOCKED:
+        raise TooMany("too many failed logins for this name: try again in %(min)s min",
+                      retry_after_s=int(st.guard.locked_for(name)) + 1,
+                      min=int(st.guard.locked_for(name)) // 60 + 1)
+    if verdict is Verdict.THROTTLED:
+        raise TooMany("too many login attempts from your address: wait a minute")
+    raise Unauthorized("wrong user name or password")
+
+
+def session_user(request: Request) -> User | None:
+    st = request.app.state
     cookie = request.cookies.get(COOKIE)
     if cookie:
         name = read_cookie(st.settings.secret, cookie, st.settings.session_max_age_s)
         if name is not None:
-            return users.get(name)
+            return st.settings.users.get(name)
     return None
 
 
-def current_user(request: Request,
-                 creds: Annotated[HTTPBasicCredentials | None, Depends(basic)]) -> User:
+def check_csrf(request: Request, token: str | None) -> None:
+    cookie = request.cookies.get(COOKIE, "")
+    want = csrf_token(request.app.state.settings.secret, cookie)
+    if not cookie or not token or not hmac.compare_digest(token, want):
+        raise Forbidden("form expired: reload the page")
+
+
+async def current_user(request: Request,
+                       creds: Annotated[HTTPBasicCredentials | None, Depends(basic)]) -> User:
     """The authenticated user of an API request, or 401."""
-    user = authenticate(request, creds)
+    if creds is not None:
+        return await check_password(request, creds.username, creds.password, "basic")
+    user = session_user(request)
     if user is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "log in: HTTP Basic or a session",
-                            headers={"WWW-Authenticate": 'Basic realm="zt-desk"'})
+        raise Unauthorized("log in: HTTP Basic or a session")
+    if request.method not in SAFE_METHODS:
+        check_csrf(request, request.headers.get(CSRF_HEADER))
     return user
 
 
 def page_user(request: Request) -> User:
     """The user of a web page (session cookie), or a redirect to the login form."""
-    user = authenticate(request, None)
+    user = session_user(request)
     if user is None:
         raise LoginRequired()
     return user
 
 
-def _role(kind: str, who: User) -> User:
-    if who.kind != kind:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs a {kind} login")
+def _role(who: User, *kinds: str) -> User:
+    if who.kind not in kinds:
+        raise Forbidden("this needs a %(kind)s login", kind=" / ".join(kinds))
     return who
 
 
 def desk_user(who: Annotated[User, Depends(current_user)]) -> User:
-    return _role("desk", who)
+    return _role(who, "desk", "supervisor")
 
 
 def bank_user(who: Annotated[User, Depends(current_user)]) -> User:
-    return _role("bank", who)
+    return _role(who, "bank")
 
 
 def ops_user(who: Annotated[User, Depends(current_user)]) -> User:
-    return _role("ops", who)
+    return _role(who, "ops")
 
 
 def desk_page_user(who: Annotated[User, Depends(page_user)]) -> User:
-    return _role("desk", who)
+    return _role(who, "desk", "supervisor")
 
 
 def bank_page_user(who: Annotated[User, Depends(page_user)]) -> User:
-    return _role("bank", who)
+    return _role(who, "bank")
 
 
 def ops_page_user(who: Annotated[User, Depends(page_user)]) -> User:
-    return _role("ops", who)
-
-
-def check_csrf(request: Request, token: str) -> None:
-    cookie = request.cookies.get(COOKIE, "")
-    want = csrf_token(request.app.state.settings.secret, cookie)
-    if not cookie or not hmac.compare_digest(token, want):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "form expired: reload the page")
+    return _role(who, "ops")
 
 
 # The injected forms of the dependencies above, for route signatures.

@@ -1,8 +1,15 @@
-"""Intake of ``warning-tasks`` from the broker into storage, in a background thread.
+"""Intake of ``warning-tasks`` and ``registry`` from the broker into storage, in a background
+thread.
 
 At least once: offsets are committed only after the batch is stored, and storing is idempotent by
-task_id, so a redelivered task is one row. A record that breaks the contract is counted and
-skipped; it never stops the intake.
+task_id (a task) and by event time (a person: the newest record wins), so a redelivered record
+changes nothing. A record that breaks the contract is counted and skipped; it never stops the
+intake.
+
+The registry is read here, by the same consumer, because a visit needs the person's numbers,
+birth year and district, and the registry topic is the one place that has them: the desk keeps
+its own copy (a compacted topic's latest record per person, no accounts), so no other service
+has to be up for a visit page to show them, and a registry update reaches the page as it comes.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import threading
 
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 
 from services.desk.metrics import DeskMetrics
 from services.desk.storage import TaskStore
@@ -20,6 +27,7 @@ from streams.contract import check, reason_class
 
 log = logging.getLogger(__name__)
 TOPIC = "warning-tasks"
+REGISTRY = "registry"
 
 
 class TaskIntake(threading.Thread):
@@ -31,6 +39,19 @@ class TaskIntake(threading.Thread):
         self.stopping = threading.Event()
         self.ready = threading.Event()  # set once partitions are assigned
         self.stored = self.duplicates = self.rejected = 0
+
+    def handle_persons(self, raws: list[bytes]) -> None:
+        good = []
+        for raw in raws:
+            got = check(REGISTRY, raw)
+            if got.ok and got.value is not None:
+                good.append(got.value)
+            # else: the workers dead-letter and count bad registry records; the desk skips them
+        try:
+            self.store.upsert_persons(good)
+        except IntegrityError:  # a replica inserted one of them meanwhile: one by one then
+            for value in good:
+                self.store.upsert_person(value)
 
     def handle(self, raw: bytes) -> None:
         got = check(TOPIC, raw)
@@ -77,16 +98,20 @@ class TaskIntake(threading.Thread):
             bootstrap_timeout_ms=5000,  # broker away: give up soon, the run loop retries
         )
         try:
-            consumer.subscribe([TOPIC])
+            consumer.subscribe([TOPIC, REGISTRY])
             while not self.stopping.is_set():
                 batch = consumer.poll(timeout_ms=300, max_records=500)
                 if consumer.assignment():
                     self.ready.set()
                 if not batch:
                     continue
-                for records in batch.values():
-                    for rec in records:
-                        self.handle(rec.value)
+                # Tasks first: a registry backlog must not keep a new task from the desks.
+                for tp, records in batch.items():
+                    if tp.topic == TOPIC:
+                        for rec in records:
+                            self.handle(rec.value)
+                self.handle_persons([rec.value for tp, records in batch.items()
+                                     if tp.topic == REGISTRY for rec in records])
                 consumer.commit()
         finally:
             consumer.close(autocommit=False)
