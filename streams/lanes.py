@@ -677,17 +677,20 @@ class OrderedLane:
                 continue
             taken: list[StageEvent] = []
             min_contact_s = self.lanes.cfg.core.min_contact_s
+            bad: list[str] = []
             for i, env in enumerate(envelopes):
                 try:
                     ev = stage_event(self.topic, env, min_contact_s)
-                except ValueError as e:  # the message whole (bounded), and which envelope
-                    await self.lanes._stage_dead_letter(
-                        self.topic, m.value, f"not a stage envelope ({i + 1} of {len(envelopes)}): {e}")
+                except ValueError as e:
+                    bad.append(f"envelope {i + 1}: {e}")
                     continue
                 ev.origin = (self.held, tp, m.offset)
                 self.held.hold(tp, m.offset)
                 self.buffer.push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
                 taken.append(ev)
+            if bad:  # one dead letter a message (bounded), the good envelopes taken
+                await self.lanes._stage_dead_letter(self.topic, m.value, (
+                    f"not a stage envelope: {len(bad)} of {len(envelopes)}, first {bad[0]}"))
             self._taken(taken)
             if wm:  # after the data: the marks vouch for it too
                 _merge(self.marks.setdefault(tp.partition, {}), wm)

@@ -119,6 +119,18 @@ class LostLogs:
     high-water mark below the highest one seen, or below the next offset to read, means the log
     was lost: the lane reads that partition again from its start, and the worker says so (a
     metric, an alert, a log line).
+
+    >>> from aiokafka import TopicPartition
+    >>> class Fetched:  # what a consumer's latest fetch responses said of each partition
+    ...     def __init__(self, high): self.high = high
+    ...     def highwater(self, tp): return self.high.get(tp)
+    >>> tp = TopicPartition("registry", 0); watch = LostLogs("reference")
+    >>> watch.lost(Fetched({tp: 2000}), [tp], {tp: 2000}), watch.lost(Fetched({tp: 2100}), [tp], {})
+    ([], [])
+    >>> watch.lost(Fetched({tp: 0}), [tp], {}) == [tp]  # the broker came back empty
+    True
+    >>> watch.lost(Fetched({tp: 5}), [tp], {tp: 0}), watch.lost(Fetched({}), [tp], {})
+    ([], [])
     """
 
     def __init__(self, lane: str):
