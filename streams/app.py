@@ -5,6 +5,10 @@ this module is imported). Low-volume input topics have a Faust agent each, which
 dead-letters bad input with its reason, and routes the rest; the high-volume path (calls,
 transactions and the two internal stage topics) runs in the lean lanes of ``streams.lanes``
 under the same app.
+
+Crash-only: an agent that raises, a Faust service that crashes, or a lane that fails exits the
+process non-zero with one line (``streams.supervisor``); bad input is dead-lettered, bounded
+(``streams.deadletter``), and never reaches that far.
 """
 
 from __future__ import annotations
@@ -12,20 +16,25 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 
 import faust
 import mode
 import orjson
 
-from streams import contract, metrics
+from streams import contract, metrics, supervisor, transient
 from streams.core import CoreConfig, StageEvent
-from streams.lanes import LaneConfig, Lanes, dead_letter
+from streams.deadletter import dead_letter
+from streams.envelopes import MAX_MESSAGE_BYTES
+from streams.lanes import LaneConfig, Lanes
+from streams.logfilter import RateLimit
 from streams.settings import load
 from streams.topics import PERSON_EVENTS
 
 log = logging.getLogger(__name__)
 
 settings = load()
+transient.retry_unknown_produce_errors()  # Faust's producer too (Tansu's -1 after a restart)
 GROUP = os.environ.get("ZT_GROUP", "zt")  # one name per pipeline sharing a cluster
 app = faust.App(
     f"{GROUP}-worker",
@@ -55,6 +64,7 @@ person_events_topic = app.topic(PERSON_EVENTS)  # Stage 3 input, keyed by person
 async def _checked(topic: str, raw: bytes) -> dict | None:
     """Validate one record; dead-letter and count it when bad. Returns the value when good."""
     metrics.RECORDS_CONSUMED.labels(topic).inc()
+    metrics.LAST_RECEIVED.labels(topic).set(time.time())
     checked = contract.check(topic, raw)
     if checked.ok:
         return checked.value
@@ -65,6 +75,7 @@ async def _checked(topic: str, raw: bytes) -> dict | None:
 
 
 @app.agent(registry_topic)
+@supervisor.crash_only
 async def registry(stream: faust.StreamT[bytes]) -> None:
     """Validate the registry feed; every worker's global table reads the valid records."""
     async for raw in stream:
@@ -72,6 +83,7 @@ async def registry(stream: faust.StreamT[bytes]) -> None:
 
 
 @app.agent(watchlist_topic)
+@supervisor.crash_only
 async def watchlist(stream: faust.StreamT[bytes]) -> None:
     """Validate the watch-list feed; every worker's global table reads the valid records."""
     async for raw in stream:
@@ -79,6 +91,7 @@ async def watchlist(stream: faust.StreamT[bytes]) -> None:
 
 
 @app.agent(case_reports_topic)
+@supervisor.crash_only
 async def case_reports(stream: faust.StreamT[bytes]) -> None:
     """Route case reports to the victim's partition (labels and the outcome loop use them)."""
     async for raw in stream:
@@ -89,6 +102,7 @@ async def case_reports(stream: faust.StreamT[bytes]) -> None:
 
 
 @app.agent(task_outcomes_topic)
+@supervisor.crash_only
 async def task_outcomes(stream: faust.StreamT[bytes]) -> None:
     """Route what desks and banks report to the person whose episode it closes or escalates."""
     async for raw in stream:
@@ -105,9 +119,17 @@ async def task_outcomes(stream: faust.StreamT[bytes]) -> None:
 async def _to_person_stage(ev: StageEvent) -> None:
     """One person event, on the partition the lanes send that person's events to."""
     await lanes().started.wait()  # (they know the partitions)
+    body = orjson.dumps(ev.envelope())
+    if len(body) > MAX_MESSAGE_BYTES:
+        # Valid, but more than the broker takes in one request (a case report listing ~50,000
+        # transactions): dead-lettered, the one case where a worker and replay differ by size.
+        reason = (f"{ev.topic}: too large to pass to the person stage ({len(body):,} bytes "
+                  f"enveloped, at most {MAX_MESSAGE_BYTES:,})")
+        metrics.RECORDS_REJECTED.labels(ev.topic, contract.reason_class(reason)).inc()
+        await dead_letter_topic.send(value=dead_letter(ev.topic, orjson.dumps(ev.value), reason))
+        return
     await person_events_topic.send(
-        key=ev.key.encode(), value=orjson.dumps(ev.envelope()),
-        partition=lanes().partition_of(PERSON_EVENTS, ev.key))
+        key=ev.key.encode(), value=body, partition=lanes().partition_of(PERSON_EVENTS, ev.key))
 
 
 _lanes: Lanes | None = None
@@ -124,14 +146,25 @@ def lanes() -> Lanes:
     return _lanes
 
 
+_rate_limit = RateLimit()
+
+
 @app.service
 class HighVolumeLanes(mode.Service):
     """Calls, transactions and the stage topics, in batches, through the shared core."""
 
     async def on_start(self) -> None:
+        _rate_limit.install()  # (Faust has set the log handlers up by now)
         lanes().refresh_decisions()
         await lanes().start()
+        supervisor.watch_app(app)
         log.info("worker %d: lanes started against %s", os.getpid(), settings.bootstrap)
 
     async def on_stop(self) -> None:
         await lanes().stop()
+
+    @mode.Service.timer(1.0)
+    async def _watch(self) -> None:
+        """A crashed Faust service stops the worker; held log lines are counted out."""
+        supervisor.check_app(app)
+        _rate_limit.flush()

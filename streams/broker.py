@@ -2,11 +2,19 @@
 
 Only process management is Tansu-specific; everything else speaks the Kafka protocol through
 kafka-python, so ``create_topics`` works the same against Apache Kafka.
+
+Memory storage only: when the broker stops, every topic, record and committed offset is gone
+(a restarted one is empty, its topics made again by ``start``). The Tansu process dies with the
+process that started it, however that one ends (``kill -9`` included): it is never left holding
+the port.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -105,6 +113,23 @@ def delete_topics(bootstrap: str, names: list[str]) -> None:
         client.close()
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _dies_with(parent: int) -> None:
+    """In the broker's child process, before exec: be killed when ``parent`` exits, even by
+    SIGKILL (Linux's parent-death signal, kept across exec). A ``finally`` or an atexit hook
+    cannot do it: kill -9 runs neither. Linux only; elsewhere the broker outlives a killed
+    parent, as before."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 class EmbeddedBroker:
     """A Tansu process on 127.0.0.1 with the contract topics; a context manager.
 
@@ -136,6 +161,9 @@ class EmbeddedBroker:
              "--storage-engine", "memory://tansu/"],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop it in order
+            # Killed when the thread that started it ends: start it from the main thread (the
+            # commands and the tests do), or it dies with a helper thread.
+            preexec_fn=functools.partial(_dies_with, os.getpid()),
         )
         try:
             wait_ready(self.bootstrap, timeout_s)

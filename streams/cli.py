@@ -45,7 +45,11 @@ def broker(
     partitions: Annotated[int, typer.Option(
         help="Partitions of calls, transactions and person events.")] = 8,
 ) -> None:
-    """Run the embedded broker (Tansu) on 127.0.0.1 with the contract topics, until Ctrl-C."""
+    """Run the embedded broker (Tansu) on 127.0.0.1 with the contract topics, until Ctrl-C.
+
+    Memory storage only: when it stops, every topic, record and committed offset is lost, and a
+    broker started again is empty (workers say so, and the registry and watch lists must be
+    sent again). Tansu stops with this command however it ends, kill -9 included."""
     from streams.broker import BrokerError, EmbeddedBroker
     from streams.topics import partitions as counts
 
@@ -56,7 +60,8 @@ def broker(
         _fail(str(e))
     out.print(f"broker ready on [bold]{b.bootstrap}[/] with topics: "
               + ", ".join(f"{t}({n})" for t, n in b.counts.items()))
-    out.print("Ctrl-C stops it (memory storage: everything is lost then).")
+    out.print("Ctrl-C stops it. Memory storage only: every topic, record and offset is lost "
+              "when it stops.")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

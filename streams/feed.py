@@ -34,7 +34,8 @@ def key_of(topic: str, value: Any) -> bytes | None:
     if field is None or not isinstance(value, dict):
         return None
     k = value.get(field)
-    return str(k).encode() if k is not None else None
+    # (a hostile record's key field may be anything, a 1,000-deep array say: no key then)
+    return str(k).encode() if isinstance(k, str | int | float) else None
 
 
 def send(prod: KafkaProducer, topic: str, value: dict[str, Any] | bytes) -> Any:

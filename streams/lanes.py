@@ -36,15 +36,18 @@ import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 
-from streams import contract, metrics
+from streams import contract, metrics, supervisor, transient
 from streams.core import CoreConfig, Decider, EntityStage, Router, StageEvent
+from streams.deadletter import dead_letter
+from streams.envelopes import stage_event, stage_message
 from streams.eventtime import to_ms
+from streams.health import HEALTH, probe_broker
 from streams.reference import Reference
 from streams.tasks import WarningTask, dumps
 from streams.topics import ENTITY_EVENTS, HIGH_VOLUME, PERSON_EVENTS
@@ -54,6 +57,7 @@ log = logging.getLogger(__name__)
 # Stage events travel in arrays, one message per destination partition and batch: the
 # per-message cost of the client, not the bytes, limits a Python process.
 ENVELOPES_PER_MESSAGE = 500
+MESSAGE_BYTES = 256 << 10  # and at most this much (the broker takes requests up to 1 MB)
 STEP_CHUNK = 2000  # events handed to a stage at a time
 
 
@@ -78,6 +82,8 @@ class LaneConfig:
     session_timeout_ms: int = 6000  # short: a group join takes ~3 s on Tansu, not ~23 s
     heartbeat_ms: int = 1000
     fetch_wait_ms: int = 20
+    # A broker away this long (sends not acknowledged, commits refused) makes the worker exit.
+    broker_deadline_s: float = transient.BROKER_DEADLINE_S
     rules: str = "default"  # rule file ("default": rules/sets/city.yaml; "none": built-in path)
     models: str | None = None  # model registry directory (None: $ZT_MODELS or .zt/models)
     core: CoreConfig = field(default_factory=CoreConfig)
@@ -95,16 +101,6 @@ def consumer_kwargs(cfg: LaneConfig) -> dict[str, Any]:
         # p50 event-to-task 467 ms at the 500 ms default), so keep the wait short.
         fetch_max_wait_ms=cfg.fetch_wait_ms,
     )
-
-
-def dead_letter(topic: str, raw: bytes, reason: str) -> bytes:
-    """A contract dead-letter record; received_time is the wall clock (it is about receipt)."""
-    return dumps({
-        "reason": reason,
-        "topic": topic,
-        "raw": raw.decode("utf-8", "backslashreplace"),
-        "received_time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-    })
 
 
 class LagGauge:
@@ -167,6 +163,7 @@ class Lanes:
         self._exported: dict[tuple[str, tuple[str, ...]], float] = {}
         self._partitions: dict[str, list[int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._probe: asyncio.Task[None] | None = None
         # Every send of this worker not yet acknowledged. A lane's commit waits for all of them:
         # an input whose events went on in memory is done only once what they led to, in any
         # stage, is acknowledged.
@@ -183,29 +180,35 @@ class Lanes:
                                        self.person_link, None)
 
     async def start(self) -> None:
+        transient.retry_unknown_produce_errors()
         self.producer = AIOKafkaProducer(bootstrap_servers=self.cfg.bootstrap.split(","),
-                                         linger_ms=2, acks=1, client_id="zt-worker")
+                                         linger_ms=2, acks=1, client_id="zt-worker",
+                                         request_timeout_ms=int(self.cfg.broker_deadline_s * 1000))
         await self.producer.start()
         for topic in (ENTITY_EVENTS, PERSON_EVENTS):
             self._partitions[topic] = sorted(await self.producer.partitions_for(topic))
         self.started.set()
-        self._tasks = [asyncio.create_task(c, name=n) for n, c in (
-            ("zt-reference", self._reference_lane()),
-            ("zt-ingest", self._ingest_lane()),
-            ("zt-entity", self.entity_lane.run()),
-            ("zt-decide", self.decide_lane.run()),
+        self._probe = asyncio.create_task(probe_broker(self.producer.client), name="zt-probe")
+        self._tasks = [asyncio.create_task(c, name=f"zt-{n}") for n, c in (
+            ("reference", self._reference_lane()),
+            ("ingest", self._ingest_lane()),
+            ("entity", self.entity_lane.run()),
+            ("decide", self.decide_lane.run()),
         )]
-        for t in self._tasks:
-            t.add_done_callback(_crash_report)
+        for t in self._tasks:  # a lane that ends unasked for stops the worker, non-zero
+            supervisor.watch(t, t.get_name().removeprefix("zt-"))
 
     async def stop(self) -> None:
         # Upstream first: what a lane hands on in memory is decided before the next one stops.
+        supervisor.stopping()
         self._stopping.set()
         if self._tasks:
             await asyncio.wait(self._tasks[:2], timeout=10)
             for lane, task in ((self.entity_lane, self._tasks[2]), (self.decide_lane, self._tasks[3])):
                 lane.stopping.set()
                 await asyncio.wait([task], timeout=10)
+        if self._probe is not None:
+            self._probe.cancel()
         if self.producer is not None:
             await self.producer.stop()
 
@@ -224,9 +227,12 @@ class Lanes:
             await consumer.seek_to_beginning(*tps)
             newest: dict[TopicPartition, int] = {}  # newest event time read, per partition
             consumed: dict[TopicPartition, int] = {}
+            lost_logs = transient.LostLogs("reference")
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=self.cfg.poll_ms,
                                                  max_records=self.cfg.batch)
+                for tp in await read_again(consumer, lost_logs, tps, consumed, batches):
+                    consumed[tp] = 0  # (reading a table again is idempotent)
                 for tp, msgs in batches.items():
                     for m in msgs:
                         if tp.topic == "warning-tasks":
@@ -249,6 +255,7 @@ class Lanes:
                     if await _read_to_end(consumer, tps):
                         self.reference_checked = asked
                         self.reference_ready.set()
+                        HEALTH.tables_loaded = True
                         log.info("global tables loaded: %d persons, %d watch-list values",
                                  len(self.reference.persons), len(self.reference.watch))
                 elif self.reference_mark is None and self.newest_arrival > self.reference_checked:
@@ -292,9 +299,10 @@ class Lanes:
         pending = []
         wm = orjson.dumps(marks) if marks else None
         for part, envs in outbox.items():
-            for i in range(0, len(envs), ENVELOPES_PER_MESSAGE):
-                array = b"[" + b",".join(envs[i:i + ENVELOPES_PER_MESSAGE]) + b"]"
-                if wm is not None and i + ENVELOPES_PER_MESSAGE >= len(envs):
+            chunks = list(envelope_chunks(envs))
+            for i, chunk in enumerate(chunks):
+                array = b"[" + b",".join(chunk) + b"]"
+                if wm is not None and i == len(chunks) - 1:
                     array = b'{"wm":' + wm + b',"ev":' + array + b"}"
                 pending.append(await self.producer.send(topic, array, partition=part))
         self.unacked.extend(pending)
@@ -317,6 +325,8 @@ class Lanes:
             # may still be unread there, so marks in memory wait for a new handover.
             async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
                 link.reset()
+                for tp in revoked:  # (its next owner starts from the group's commit)
+                    consumed.pop(tp, None)
 
             async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
                 link.reset()
@@ -337,6 +347,8 @@ class Lanes:
         idle_since: float | None = None
         released_quiet = False
         committed_at = time.monotonic()
+        commits = transient.BrokerRetry("ingest commit", self.cfg.broker_deadline_s)
+        lost_logs = transient.LostLogs("ingest")
 
         async def commit() -> None:
             """Up to the first input whose events still wait in a stage of this worker, once
@@ -349,15 +361,20 @@ class Lanes:
                 if nxt is not None:
                     first = held.first(tp)
                     offsets[tp] = nxt if first is None else first
-            if offsets and offsets != committed:
+            if offsets and offsets != committed and commits.due():
                 await self.unacked.wait()
-                await consumer.commit(offsets)
-                committed.update(offsets)
+                if await transient.commit(consumer, offsets, commits):
+                    committed.update(offsets)
 
         try:
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=self.cfg.poll_ms,
                                                  max_records=self.cfg.batch)
+                for tp in await read_again(consumer, lost_logs, consumer.assignment(), consumed,
+                                           batches):
+                    consumed.pop(tp, None)
+                    held.forget(tp)
+                    committed.pop(tp, None)
                 if not batches:
                     lag.caught_up()
                     lag.publish()
@@ -388,6 +405,7 @@ class Lanes:
                 for tp, msgs in batches.items():
                     topic = tp.topic
                     metrics.RECORDS_CONSUMED.labels(topic).inc(len(msgs))
+                    metrics.LAST_RECEIVED.labels(topic).set(arrived)
                     newest = -(2**62)
                     for m in msgs:
                         checked = contract.check(topic, m.value)
@@ -600,6 +618,7 @@ class OrderedLane:
         self.dirty = False  # released something since the last commit
         self.consumer: AIOKafkaConsumer | None = None
         self.lag = LagGauge()
+        self.commits = transient.BrokerRetry(f"{stage} commit", lanes.cfg.broker_deadline_s)
         # (latest arrival, earliest key time) of each batch taken that arrived after the global
         # tables were last seen read to their end: the watermark stays below them (a side input).
         self.unconfirmed: list[tuple[float, int]] = []
@@ -618,9 +637,14 @@ class OrderedLane:
         consumer.subscribe([self.topic], listener=_Rebalance(self))
         await consumer.start()
         committed_at = time.monotonic()
+        lost_logs = transient.LostLogs(self.stage)
         try:
             while not self.stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=cfg.poll_ms, max_records=cfg.batch)
+                for tp in await read_again(consumer, lost_logs, consumer.assignment(),
+                                           self.consumed, batches):
+                    self.consumed.pop(tp, None)
+                    self.held.forget(tp)
                 started = time.perf_counter()
                 async with self.lock:
                     now = time.monotonic()
@@ -653,17 +677,21 @@ class OrderedLane:
                 await self.lanes._stage_dead_letter(self.topic, m.value, f"not a stage message: {e}")
                 continue
             taken: list[StageEvent] = []
-            for env in envelopes:
+            min_contact_s = self.lanes.cfg.core.min_contact_s
+            bad: list[str] = []
+            for i, env in enumerate(envelopes):
                 try:
-                    ev = StageEvent.from_envelope(env)
-                except (KeyError, IndexError, TypeError, ValueError) as e:
-                    await self.lanes._stage_dead_letter(
-                        self.topic, orjson.dumps(env), f"not a stage envelope: {e!r}")
+                    ev = stage_event(self.topic, env, min_contact_s)
+                except ValueError as e:
+                    bad.append(f"envelope {i + 1}: {e}")
                     continue
                 ev.origin = (self.held, tp, m.offset)
                 self.held.hold(tp, m.offset)
                 self.buffer.push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
                 taken.append(ev)
+            if bad:  # one dead letter a message (bounded), the good envelopes taken
+                await self.lanes._stage_dead_letter(self.topic, m.value, (
+                    f"not a stage envelope: {len(bad)} of {len(envelopes)}, first {bad[0]}"))
             self._taken(taken)
             if wm:  # after the data: the marks vouch for it too
                 _merge(self.marks.setdefault(tp.partition, {}), wm)
@@ -761,10 +789,12 @@ class OrderedLane:
             if tp in assigned:
                 first = self.held.first(tp)
                 offsets[tp] = nxt if first is None else first
+        if offsets and not self.commits.due():
+            return  # (the broker refused the last one: dirty still, tried again later)
         self.dirty = False
         await self.lanes.unacked.wait()
-        if offsets:
-            await consumer.commit(offsets)
+        if offsets and not await transient.commit(consumer, offsets, self.commits):
+            self.dirty = True
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -978,32 +1008,23 @@ class Markers:
         await self.link.downstream.receive(events, marks)
 
 
-def stage_message(raw: bytes) -> tuple[list[dict[str, Any]], dict[str, int] | None, str | None]:
-    """(envelopes, marks, handover) of a message on a stage topic: an array of envelopes; or
-    marks with the array they follow (``ev``) or alone (a marker, perhaps a worker's handover
-    marker, ``LocalLink``); or one envelope (from a Faust agent).
+def envelope_chunks(envs: list[bytes]) -> Iterable[list[bytes]]:
+    """Encoded envelopes in arrays of at most ENVELOPES_PER_MESSAGE and, past the first,
+    MESSAGE_BYTES.
 
-    >>> stage_message(b'{"wm": {"calls/0": 5}, "ev": [{"key": "a"}]}')
-    ([{'key': 'a'}], {'calls/0': 5}, None)
-    >>> stage_message(b'{"wm": {"calls/0": 5}}'), stage_message(b'[{"key": "a"}]')
-    (([], {'calls/0': 5}, None), ([{'key': 'a'}], None, None))
-    >>> stage_message(b'{"wm": {}, "handover": "w1/3"}'), stage_message(b'{"key": "a"}')
-    (([], {}, 'w1/3'), ([{'key': 'a'}], None, None))
+    >>> [len(c) for c in envelope_chunks([b"x" * 100_000] * 5)]
+    [2, 2, 1]
     """
-    body = orjson.loads(raw)  # (its JSONDecodeError is a ValueError)
-    if isinstance(body, list):
-        return body, None, None
-    if not isinstance(body, dict):
-        raise ValueError("neither an array of envelopes nor an object")
-    if "wm" not in body:
-        return [body], None, None
-    marks, envelopes, handover = body["wm"], body.get("ev", []), body.get("handover")
-    if not isinstance(envelopes, list) or not isinstance(marks, dict) or not all(
-            isinstance(t, int) for t in marks.values()):
-        raise ValueError("marks must map sources to integer times, and ev be an array")
-    if handover is not None and not isinstance(handover, str):
-        raise ValueError("a handover must be a string")
-    return envelopes, marks, handover
+    chunk: list[bytes] = []
+    size = 0
+    for env in envs:
+        if chunk and (len(chunk) == ENVELOPES_PER_MESSAGE or size + len(env) > MESSAGE_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(env)
+        size += len(env) + 1
+    if chunk:
+        yield chunk
 
 
 def _merge(into: dict[str, int], marks: dict[str, int]) -> None:
@@ -1016,9 +1037,14 @@ def _merge(into: dict[str, int], marks: dict[str, int]) -> None:
 async def _read_to_end(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> bool:
     """Whether everything on ``tps`` is read, by the end offsets the broker gives now (a fresh
     look, where the fetch's high-water marks may be a poll old). Tansu's end offsets can be too
-    low within a partition's last batch, never too high: a batch written since is always seen."""
-    ends = await consumer.end_offsets(tps)
-    return all([await consumer.position(tp) >= ends[tp] for tp in tps])
+    low within a partition's last batch, never too high: a batch written since is always seen.
+    False while the broker does not answer (asked again at the next poll)."""
+    try:
+        ends = await consumer.end_offsets(tps)
+        return all([await consumer.position(tp) >= ends[tp] for tp in tps])
+    except KafkaError as e:
+        log.warning("end offsets of the global tables not known now: %r", e)
+        return False
 
 
 def _side_input_mark(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
@@ -1118,6 +1144,14 @@ def export_ladder(stats: Any, exported: dict[tuple[str, tuple[str, ...]], float]
     stats.first_warning_s.clear()
 
 
-def _crash_report(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("lane %s stopped: %r", task.get_name(), task.exception())
+async def read_again(consumer: AIOKafkaConsumer, lost_logs: transient.LostLogs,
+                     tps: Iterable[TopicPartition], consumed: dict[TopicPartition, int],
+                     batches: dict[TopicPartition, Any]) -> list[TopicPartition]:
+    """The partitions of ``tps`` whose log the broker lost (``LostLogs``), set to be read again
+    from their start (unless this fetch already read from there, the group having reset the
+    position); the caller forgets what it knew of their offsets."""
+    lost = lost_logs.lost(consumer, list(tps), consumed)
+    again = [tp for tp in lost if tp not in batches]
+    if again:
+        await consumer.seek_to_beginning(*again)
+    return lost

@@ -7,7 +7,10 @@ The README's metrics catalog lists each one; ``tests/test_metrics.py`` keeps the
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+# The lanes of a worker: the four lean loops and the Faust agents of the low-volume topics.
+LANES = ("reference", "ingest", "entity", "decide", "agents")
 
 RECORDS_CONSUMED = Counter(
     "zt_records_consumed_total", "Input records consumed by the workers, by topic.", ["topic"])
@@ -62,6 +65,24 @@ WATERMARK = Gauge(
 LAST_EVENT_TIME = Gauge(
     "zt_last_event_timestamp_seconds",
     "Event time of the newest record consumed, by topic (Unix seconds).", ["topic"])
+LAST_RECEIVED = Gauge(
+    "zt_last_received_timestamp_seconds",
+    "Wall time this worker last received a record of a topic (Unix seconds): time() minus it is "
+    "the age of the newest input.", ["topic"])
+BROKER_UP = Gauge(
+    "zt_broker_up", "1 while the broker answers this worker's metadata requests, else 0.")
+LANE_UP = Gauge(
+    "zt_lane_up", "1 while a lane of this worker runs (reference, ingest, entity, decide, agents).",
+    ["lane"])
+LOG_RESETS = Counter(
+    "zt_broker_log_resets_total",
+    "Partitions whose log the broker lost under this worker (its high-water mark went back: a "
+    "broker on memory storage restarted, a topic deleted and made again), by topic; read again "
+    "from their start.", ["topic"])
+LOG_LINES_SUPPRESSED = Counter(
+    "zt_log_lines_suppressed_total",
+    "Warning and error log lines held back by the rate limit (one line per kind and interval "
+    "is written, with the count), by level.", ["level"])
 BUILD = Info("zt_build", "Versions in force in this process (rule set, model, policy).")
 RULESET_REJECTED = Counter(
     "zt_ruleset_rejected_total", "New rule files rejected by hot reload (the running set stays).")
@@ -118,6 +139,15 @@ for _action in ("call", "visit", "hold", "stop_payment"):
     TASKS_EMITTED.labels(_action)
 for _stage in ("ingest", "entity", "decide"):
     BATCH_SECONDS.labels(_stage)
+for _topic in ("calls", "transactions", "task-outcomes"):
+    RECORDS_UNROUTED.labels(_topic)
+for _lane in LANES:
+    LANE_UP.labels(_lane)
+for _level in ("WARNING", "ERROR", "CRITICAL"):
+    LOG_LINES_SUPPRESSED.labels(_level)
+for _topic in ("registry", "watchlist", "calls", "transactions", "case-reports", "task-outcomes",
+               "warning-tasks", "zt-entity-events", "zt-person-events"):
+    LOG_RESETS.labels(_topic)
 for _stage in ("entity", "decide"):
     STAGE_EVENTS.labels(_stage)
     STAGE_PARTITIONS_IN_MEMORY.labels(_stage)
@@ -134,5 +164,8 @@ for _action in ("call", "visit", "hold", "stop_payment"):
 
 
 def serve(port: int, host: str = "127.0.0.1") -> None:
-    """Serve /metrics on ``host:port`` (loopback by default) from a daemon thread."""
-    start_http_server(port, addr=host)
+    """Serve /metrics, and the worker's /healthz and /readyz, on ``host:port`` (loopback by
+    default) from a daemon thread."""
+    from streams.health import serve as serve_health
+
+    serve_health(port, host)

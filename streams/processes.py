@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -17,11 +20,15 @@ class WorkerProcess:
     """A real ``zt worker`` subprocess; its log goes to ``log``."""
 
     def __init__(self, bootstrap: str, log: Path, group: str = "zt", metrics_port: int = 0,
-                 args: tuple[str, ...] = ()):
+                 args: tuple[str, ...] = (), prelude: str = ""):
+        """``prelude``: Python run in the worker process before ``zt worker`` starts (fault
+        tests use it to break a part of the real worker)."""
         self.metrics_port = metrics_port or free_port()
         self.log = log
+        start = ["-c", f"{prelude}\nfrom streams.cli import main\nmain()"] if prelude else [
+            "-m", "streams.cli"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--bootstrap", bootstrap,
+            [sys.executable, *start, "worker", "--bootstrap", bootstrap,
              "--metrics-port", str(self.metrics_port), "--loglevel", "info", "--group", group,
              *args],
             stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -30,6 +37,15 @@ class WorkerProcess:
     @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def health(self, path: str = "/readyz") -> tuple[int, dict[str, Any]]:
+        """(HTTP status, body) of the worker's ``/healthz`` or ``/readyz``."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}{path}",
+                                        timeout=2) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
 
     def samples(self) -> list[tuple[str, dict[str, str], float]]:
         text = urllib.request.urlopen(self.metrics_url, timeout=2).read().decode()

@@ -19,6 +19,7 @@ from typing import Any
 
 import faust
 
+from streams import supervisor
 from streams.settings import DEFAULT_STOP_TIMEOUT_S
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Worker(faust.Worker):
         name = signal.Signals(signum).name
         if self._signal_stop_time:
             exit_now(f"{name} again while stopping: exiting without a clean stop")
+        supervisor.stopping()  # lanes that end from now on end on purpose
         super()._schedule_shutdown(signum)
         if self.stop_timeout_s > 0:
             timer = threading.Timer(self.stop_timeout_s, exit_now, args=(

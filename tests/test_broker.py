@@ -79,3 +79,34 @@ def test_demo_runs_the_whole_loop_and_agrees_with_replay():
     assert "stopped: desk service, worker, broker" in r.stdout
     assert "desk    http://127.0.0.1:" in r.stdout and "dead-letter" in r.stdout
     assert time.monotonic() - started < 170
+
+
+def test_kill_9_of_zt_broker_leaves_no_tansu_holding_the_port():
+    """SIGKILL runs no cleanup of ours: the kernel's parent-death signal stops Tansu."""
+    import psutil
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "broker", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    tansu = None
+    try:
+        assert "broker ready" in proc.stdout.readline()
+        (tansu,) = psutil.Process(proc.pid).children()
+        assert "tansu" in tansu.name()
+        proc.kill()
+        proc.wait(10)
+        gone, alive = psutil.wait_procs([tansu], timeout=10)
+        assert gone and not alive, "Tansu outlived a kill -9 of zt broker"
+        assert not port_open("127.0.0.1", port)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if tansu is not None and tansu.is_running():  # (only if the test failed)
+            tansu.kill()
+
+
+def test_zt_broker_says_it_keeps_nothing():
+    got = subprocess.run([sys.executable, "-m", "streams.cli", "broker", "--help"],
+                         capture_output=True, text=True, timeout=30)
+    assert "Memory storage only" in got.stdout
+    assert "kill -9" in got.stdout

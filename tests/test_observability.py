@@ -43,7 +43,7 @@ REQUIRED_ALERTS = {"ZtWorkerDown", "ZtConsumerLagGrowing", "ZtDeadLetterRateHigh
                    "ZtEventToTaskLatencyHigh", "ZtNoInput", "ZtSlaBreaches",
                    "ZtZeroTransferRateDropping", "ZtRuleSetRejected", "ZtInvalidTasks"}
 # Metrics no panel or alert needs (each is still in the catalog).
-UNCHARTED = {"zt_records_decided_total", "zt_records_unrouted_total", "zt_desk_logins_total"}
+UNCHARTED = {"zt_records_decided_total", "zt_desk_logins_total"}
 SERVICES = {"kafka", "topics", "worker", "desk", "postgres", "prometheus", "grafana"}
 COMPOSE_ENV = {"ZT_DB_PASSWORD": "db-pass", "ZT_DESK_SECRET": "desk-secret",
                "GRAFANA_ADMIN_PASSWORD": "grafana-pass"}
@@ -325,3 +325,14 @@ def test_dashboard_json_is_stable_formatting() -> None:
 @pytest.mark.parametrize("expr", [e.promql for e in alert_exprs()])
 def test_alert_expressions_have_operands(expr: str) -> None:
     assert operands(expr), expr  # the scrape test can check each one has data
+
+
+def test_compose_restarts_a_worker_that_exits_and_checks_it_is_ready() -> None:
+    """Crash-only workers need a supervisor: a worker whose lane failed exits (status 70) and
+    compose starts it again; its health check asks /readyz on the metrics port."""
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    worker = services["worker"]
+    assert worker["restart"] in ("unless-stopped", "always", "on-failure")
+    test = " ".join(worker["healthcheck"]["test"])
+    assert "127.0.0.1:9410/readyz" in test
+    assert "--metrics-port" in worker["command"] and "9410" in worker["command"]
