@@ -12,8 +12,11 @@ always gives the same words.
 ...     def features(self, point): return ("amount_ratio_usual", "payee_new", "hour_of_day")
 ...     def score_matrix(self, point, x):
 ...         return (x[:, 0] / 20).clip(0, 0.6) + 0.3 * x[:, 1]
->>> explain(Toy(), "transfer", {"amount_ratio_usual": 14.0, "payee_new": 1.0, "hour_of_day": 3})
+>>> row = {"amount_ratio_usual": 14.0, "payee_new": 1.0, "hour_of_day": 3}
+>>> explain(Toy(), "transfer", row)
 "14x this person's usual amount; to an account the person never paid before"
+>>> explain(Toy(), "transfer", row, Words("zh_CN"))
+'金额为本人平时的14倍；收款账户本人从未转过账'
 """
 
 from __future__ import annotations
@@ -24,80 +27,86 @@ from typing import Any
 import numpy as np
 
 from models.features import FEATURES, NONE_MIN
+from streams.words import Words, mark
 
 
-def _flag(text: str) -> Callable[[float], str | None]:
-    return lambda v: text if v >= 0.5 else None
+def _never(v: float) -> bool:
+    return False
 
 
-def _num(template: str, quiet_below: float | None = None) -> Callable[[float], str | None]:
-    return lambda v: None if quiet_below is not None and v < quiet_below else template.format(v=v)
+def _set(v: float) -> bool:
+    return v >= 0.5
 
 
-def _minutes_since(v: float) -> str | None:
-    if v >= NONE_MIN:
-        return None
-    return f"{v:,.0f} minutes after a call from an unknown line ended"
+def _at_least(x: float) -> Callable[[float], bool]:
+    return lambda v: v >= x
 
 
-# name -> (quiet value, phrase for a value; None when the value says nothing worth telling)
-SAYS: dict[str, tuple[float, Callable[[float], str | None]]] = {
-    "person_age": (40.0, lambda v: f"a {v:.0f}-year-old" if v >= 60 or v < 20 else None),
-    "hour_of_day": (14.0, lambda v: f"at {v:02.0f}:00 at night" if v < 6 or v >= 23 else None),
-    "person_history_days": (30.0, lambda v: (f"only {v:.1f} days of this person's history known"
-                                             if v < 3 else None)),
-    "call_minutes": (2.0, _num("a {v:,.0f}-minute call", quiet_below=5)),
-    "caller_known": (1.0, lambda v: None),
-    "caller_listed": (0.0, _flag("from a watch-listed number")),
-    "caller_listed_confidence": (0.0, lambda v: None),
-    "origin_virtual": (0.0, _flag("from a virtual-operator (170/171) number")),
-    "origin_international": (0.0, _flag("from an international number")),
-    "origin_voip": (0.0, _flag("from an internet (VoIP) line")),
-    "line_fanout_24h": (2.0, _num("from a line that called {v:,.0f} different numbers in 24 h",
-                                  quiet_below=10)),
-    "line_answer_rate_24h": (0.85, lambda v: (f"whose calls were answered only {v:.0%} of the time"
-                                              if v < 0.5 else None)),
-    "line_short_share_24h": (0.2, lambda v: (f"hung up on within a minute in {v:.0%} of its calls"
-                                             if v >= 0.5 else None)),
-    "line_registered": (1.0, lambda v: "from a line no resident holds" if v < 0.5 else None),
-    "line_elderly_share_24h": (0.2, lambda v: (f"{v:.0%} of whose answered calls reached elderly "
-                                               "people" if v >= 0.4 else None)),
-    "line_sms_url_24h": (0.0, _num("that sent {v:,.0f} texts with links in 24 h", quiet_below=1)),
-    "caller_reported": (0.0, _flag("from a number a victim reported")),
-    "unknown_calls_24h": (0.0, _num("{v:,.0f} calls from unknown lines in 24 h", quiet_below=2)),
-    "longest_unknown_call_72h": (0.0, _num("after a {v:,.0f}-minute call from an unknown line",
-                                           quiet_below=10)),
-    "minutes_since_unknown_call": (NONE_MIN, _minutes_since),
-    "listed_contact_72h": (0.0, _flag("a watch-listed number called the person in the last 72 h")),
-    "amount_cny": (300.0, _num("a {v:,.0f} CNY payment", quiet_below=1000)),
-    "amount_ratio_usual": (1.0, lambda v: f"{v:,.0f}x this person's usual amount" if v >= 3 else None),
-    "payee_new": (0.0, _flag("to an account the person never paid before")),
-    "payee_own": (0.0, lambda v: None),
-    "payee_listed": (0.0, _flag("to a watch-listed account")),
-    "payee_registered": (1.0, lambda v: "to an account no resident holds" if v < 0.5 else None),
-    "payee_holder_known": (1.0, lambda v: None),
-    "payee_first_paid_days": (90.0, lambda v: (f"to a payee first paid {v:.1f} days ago"
-                                               if 0 < v < 3 else None)),
-    "payee_reported": (0.0, _flag("to an account a victim reported")),
-    "payee_distinct_payers_24h": (0.0, _num("to an account {v:,.0f} others paid in 24 h",
-                                            quiet_below=2)),
-    "payee_drain_share_24h": (0.0, lambda v: (f"to an account that passed on {v:.0%} of its money "
-                                              "within 30 minutes" if v >= 0.3 else None)),
-    "payee_onward_share_24h": (0.0, lambda v: (f"to an account that paid on {v:.0%} of what it "
-                                               "received in 24 h" if v >= 0.5 else None)),
-    "payee_held_7d": (0.0, _num("to an account banks held {v:,.0f} transfers to this week",
-                                quiet_below=1)),
-    "payee_age_days": (90.0, lambda v: f"to an account first seen {v:.1f} days ago" if v < 3 else None),
-    "transfers_24h": (1.0, _num("the {v:,.0f}th transfer in 24 h", quiet_below=3)),
-    "amount_24h_cny": (300.0, _num("{v:,.0f} CNY sent in 24 h", quiet_below=5000)),
-    "own_move_24h": (0.0, _flag("after moving savings between the person's own accounts")),
+def _below(x: float) -> Callable[[float], bool]:
+    return lambda v: v < x
+
+
+# name -> (quiet value, whether a value is worth telling, its phrase: a message id of the
+# reasons' catalog, ``streams/locale``, with the value as {v})
+SAYS: dict[str, tuple[float, Callable[[float], bool], str]] = {
+    "person_age": (40.0, lambda v: v >= 60 or v < 20, mark("a {v:.0f}-year-old")),
+    "hour_of_day": (14.0, lambda v: v < 6 or v >= 23, mark("at {v:02.0f}:00 at night")),
+    "person_history_days": (30.0, _below(3), mark("only {v:.1f} days of this person's history known")),
+    "call_minutes": (2.0, _at_least(5), mark("a {v:,.0f}-minute call")),
+    "caller_known": (1.0, _never, ""),
+    "caller_listed": (0.0, _set, mark("from a watch-listed number")),
+    "caller_listed_confidence": (0.0, _never, ""),
+    "origin_virtual": (0.0, _set, mark("from a virtual-operator (170/171) number")),
+    "origin_international": (0.0, _set, mark("from an international number")),
+    "origin_voip": (0.0, _set, mark("from an internet (VoIP) line")),
+    "line_fanout_24h": (2.0, _at_least(10), mark("from a line that called {v:,.0f} different numbers "
+                                                 "in 24 h")),
+    "line_answer_rate_24h": (0.85, _below(0.5), mark("whose calls were answered only {v:.0%} of the "
+                                                      "time")),
+    "line_short_share_24h": (0.2, _at_least(0.5), mark("hung up on within a minute in {v:.0%} of its "
+                                                       "calls")),
+    "line_registered": (1.0, _below(0.5), mark("from a line no resident holds")),
+    "line_elderly_share_24h": (0.2, _at_least(0.4), mark("{v:.0%} of whose answered calls reached "
+                                                         "elderly people")),
+    "line_sms_url_24h": (0.0, _at_least(1), mark("that sent {v:,.0f} texts with links in 24 h")),
+    "caller_reported": (0.0, _set, mark("from a number a victim reported")),
+    "unknown_calls_24h": (0.0, _at_least(2), mark("{v:,.0f} calls from unknown lines in 24 h")),
+    "longest_unknown_call_72h": (0.0, _at_least(10), mark("after a {v:,.0f}-minute call from an "
+                                                          "unknown line")),
+    "minutes_since_unknown_call": (NONE_MIN, _below(NONE_MIN), mark(
+        "{v:,.0f} minutes after a call from an unknown line ended")),
+    "listed_contact_72h": (0.0, _set, mark("a watch-listed number called the person in the last "
+                                           "72 h")),
+    "amount_cny": (300.0, _at_least(1000), mark("a {v:,.0f} CNY payment")),
+    "amount_ratio_usual": (1.0, _at_least(3), mark("{v:,.0f}x this person's usual amount")),
+    "payee_new": (0.0, _set, mark("to an account the person never paid before")),
+    "payee_own": (0.0, _never, ""),
+    "payee_listed": (0.0, _set, mark("to a watch-listed account")),
+    "payee_registered": (1.0, _below(0.5), mark("to an account no resident holds")),
+    "payee_holder_known": (1.0, _never, ""),
+    "payee_first_paid_days": (90.0, lambda v: 0 < v < 3, mark("to a payee first paid {v:.1f} days "
+                                                              "ago")),
+    "payee_reported": (0.0, _set, mark("to an account a victim reported")),
+    "payee_distinct_payers_24h": (0.0, _at_least(2), mark("to an account {v:,.0f} others paid in "
+                                                          "24 h")),
+    "payee_drain_share_24h": (0.0, _at_least(0.3), mark("to an account that passed on {v:.0%} of its "
+                                                        "money within 30 minutes")),
+    "payee_onward_share_24h": (0.0, _at_least(0.5), mark("to an account that paid on {v:.0%} of what "
+                                                         "it received in 24 h")),
+    "payee_held_7d": (0.0, _at_least(1), mark("to an account banks held {v:,.0f} transfers to this "
+                                              "week")),
+    "payee_age_days": (90.0, _below(3), mark("to an account first seen {v:.1f} days ago")),
+    "transfers_24h": (1.0, _at_least(3), mark("the {v:,.0f}th transfer in 24 h")),
+    "amount_24h_cny": (300.0, _at_least(5000), mark("{v:,.0f} CNY sent in 24 h")),
+    "own_move_24h": (0.0, _set, mark("after moving savings between the person's own accounts")),
 }
 assert set(SAYS) == {f.name for f in FEATURES}, "every feature needs its quiet value and phrase"
 
 
-def explain(scorer: Any, point: str, row: dict[str, float], k: int = 3,
-            min_drop: float = 0.01) -> str:
+def explain(scorer: Any, point: str, row: dict[str, float], words: Words | None = None,
+            k: int = 3, min_drop: float = 0.01) -> str:
     """The phrases of the (at most) ``k`` features whose quiet value lowers the score most."""
+    words = words or Words("en")
     names = scorer.features(point)
     x = np.array([[float(row.get(n, np.nan)) for n in names]])
     quiet = np.repeat(x, len(names), axis=0)
@@ -109,8 +118,9 @@ def explain(scorer: Any, point: str, row: dict[str, float], k: int = 3,
     # most first; when no single one does (features that vouch for each other), the first few.
     said: list[tuple[bool, str]] = []
     for i in np.argsort(-drops, kind="stable"):
-        phrase = SAYS[names[i]][1](float(x[0, i]))
-        if phrase:
-            said.append((bool(drops[i] >= min_drop), phrase))
+        _, worth, phrase = SAYS[names[i]]
+        v = float(x[0, i])
+        if phrase and worth(v):
+            said.append((bool(drops[i] >= min_drop), words.text(phrase).format(v=v)))
     driving = [p for strong, p in said if strong]
-    return "; ".join((driving or [p for _, p in said])[:k])
+    return words.join((driving or [p for _, p in said])[:k])

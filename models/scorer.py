@@ -100,11 +100,12 @@ class ModelScorer:
     def score(self, point: str, rows: list[dict[str, float]]) -> list[float]:
         return self.score_matrix(point, matrix(self._points[point][0], rows)).tolist()
 
-    def explain(self, point: str, row: dict[str, float]) -> str:
-        """The features that drove this row's score, in plain words (``models/explain.py``)."""
+    def explain(self, point: str, row: dict[str, float], words: Any = None) -> str:
+        """The features that drove this row's score, in plain words (``models/explain.py``), in
+        the language of ``words`` (``streams.words.Words``; English without)."""
         from models.explain import explain
 
-        return explain(self, point, row)
+        return explain(self, point, row, words)
 
     def score_matrix(self, point: str, x: np.ndarray) -> np.ndarray:
         if len(x) == 0:

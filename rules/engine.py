@@ -36,7 +36,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from models.features import CATALOG, POINT_FEATURES, POINTS
 from rules.expr import Compiled, ExprError, compile_expr, new_evaluator
 from rules.located import LocatedError, LocatedList, LocatedMap, inner_line, load_located
 from rules.template import Template, TemplateError, compile_template
+from streams.words import LANGUAGES
 
 log = logging.getLogger("zt.rules")
 
@@ -86,7 +87,7 @@ class Rule:
     id: str
     code: str
     point: str
-    description: str
+    description: str  # in the first language the file gives
     when: Compiled
     score: float | Compiled  # a constant, or an expression over the same features
     action: str | None
@@ -95,6 +96,8 @@ class Rule:
     version: str
     line: int
     template: Template
+    # the description in each language the file gives it in (``streams/words.py``)
+    templates: dict[str, Template] = field(default_factory=dict)
 
     def score_of(self, features: Mapping[str, float]) -> float:
         if isinstance(self.score, float):
@@ -144,7 +147,10 @@ class RuleSet:
         digest = hashlib.sha256(text.encode()).hexdigest()
         return _compile(doc, where, digest)
 
-    def evaluate(self, point: str, features: Mapping[str, float]) -> list[Hit]:
+    def evaluate(self, point: str, features: Mapping[str, float],
+                 language: str | None = None) -> list[Hit]:
+        """Every rule of ``point`` that fires, with its description in ``language`` where the
+        file gives one (else in its first)."""
         try:
             rules = self.by_point[point]
         except KeyError:
@@ -158,7 +164,8 @@ class RuleSet:
             except Exception as e:  # a division by zero, a feature the core did not supply
                 self._failed(rule, e)
                 continue
-            hits.append(Hit(rule.id, rule.code, rule.template.render(features), score,
+            template = rule.templates.get(language, rule.template) if language else rule.template
+            hits.append(Hit(rule.id, rule.code, template.render(features), score,
                             rule.action, rule.mode))
         return hits
 
@@ -258,12 +265,15 @@ def _rule(item: Any, line: int, owner: str, evaluator: Any, fail: Fail) -> Rule:
     if point not in POINTS:
         raise fail(item.lines["point"], f"point {point!r} must be one of {', '.join(POINTS)}")
     allowed = POINT_FEATURES[point]
-    description = _text(item, "description", fail)
-    try:
-        template = compile_template(description, {n: CATALOG[n].unit for n in allowed},
-                                    {n: f.unit for n, f in CATALOG.items()})
-    except TemplateError as e:
-        raise fail(item.lines["description"], str(e)) from None
+    descriptions = _descriptions(item, fail)
+    templates: dict[str, Template] = {}
+    for language, text in descriptions.items():
+        try:
+            templates[language] = compile_template(text, {n: CATALOG[n].unit for n in allowed},
+                                                   {n: f.unit for n, f in CATALOG.items()})
+        except TemplateError as e:
+            raise fail(item.lines["description"], f"{language}: {e}") from None
+    description, template = next(iter(descriptions.values())), next(iter(templates.values()))
 
     def expr(key: str) -> Compiled:
         try:
@@ -301,7 +311,27 @@ def _rule(item: Any, line: int, owner: str, evaluator: Any, fail: Fail) -> Rule:
                                                              version):
         raise fail(item.lines.get("version", item.line), f"version {version!r} is not a version")
     return Rule(rid, code, point, description, when, score, action, mode, rule_owner, version,
-                line, template)
+                line, template, templates)
+
+
+def _descriptions(item: LocatedMap, fail: Fail) -> dict[str, str]:
+    """A rule's description: one text, or one per language (``zh_CN: ...``, ``en: ...``)."""
+    raw = item.get("description")
+    if isinstance(raw, str):
+        return {"": _text(item, "description", fail)}
+    if not isinstance(raw, dict) or not raw:
+        raise fail(item.lines.get("description", item.line), "description must be a text, or a "
+                   f"text per language ({', '.join(LANGUAGES)})")
+    out = {}
+    for language, text in raw.items():
+        if language not in LANGUAGES:
+            raise fail(item.lines["description"], f"description: language {language!r} is not "
+                       f"one of {', '.join(LANGUAGES)}")
+        if not isinstance(text, str) or not text.strip():
+            raise fail(item.lines["description"], f"description.{language} must be a non-empty "
+                       "text")
+        out[language] = text.strip()
+    return out
 
 
 # --- hot reload ------------------------------------------------------------------------------

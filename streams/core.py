@@ -282,7 +282,8 @@ class Hit(Protocol):
 class RuleSetLike(Protocol):
     version: str
 
-    def evaluate(self, point: str, features: dict[str, float]) -> list[Hit]: ...
+    def evaluate(self, point: str, features: dict[str, float],
+                 language: str | None = None) -> list[Hit]: ...
 
 
 class Scorer(Protocol):
@@ -593,10 +594,10 @@ class Decider:
                     probs = self.scorer.score(point, [p.scored.features for p in group])
                     for p, prob in zip(group, probs, strict=True):
                         p.scored.model_score = float(prob)
-        ruleset, observer = self.ruleset, self.observer
+        ruleset, observer, language = self.ruleset, self.observer, self.ladder.words.language
         for p in pending:
             s = p.scored
-            hits = s.hits = (ruleset.evaluate(s.point, s.features) if ruleset is not None
+            hits = s.hits = (ruleset.evaluate(s.point, s.features, language) if ruleset is not None
                              else self._builtin(p))
             rule = max((h.score for h in hits if h.mode == "enforce"), default=0.0)
             model = s.model_score or 0.0
@@ -617,10 +618,12 @@ class Decider:
                 v["duration_s"] < self.config.min_call_s:
             return []
         return [BuiltinHit(
-            "R-CALL-FROM-LISTED-LINE", "CALL_FROM_WATCHLISTED_NUMBER",
-            f"{int(f['call_minutes'])}-minute answered call from watch-listed "
-            f"{v['caller_origin']} number {mask_msisdn(v['caller'])} (confidence "
-            f"{f['caller_listed_confidence']:.2f}), ended {fmt(p.ev.avail_ms, p.ev.offset_min)[11:16]}",
+            "R-CALL-FROM-LISTED-LINE", "CALL_FROM_WATCHLISTED_NUMBER", self.ladder.words.say(
+                "{minutes}-minute answered call from watch-listed {origin} number {caller} "
+                "(confidence {confidence:.2f}), ended {ended}", minutes=int(f["call_minutes"]),
+                origin=self.ladder.words.text(v["caller_origin"]), caller=mask_msisdn(v["caller"]),
+                confidence=f["caller_listed_confidence"],
+                ended=fmt(p.ev.avail_ms, p.ev.offset_min)[11:16]),
             f["caller_listed_confidence"], "call")]
 
     # --- decisions -----------------------------------------------------------------------------
@@ -651,10 +654,15 @@ class Decider:
         if s.model_score is not None and (model_alone or s.model_score >= 0.5):
             model_version = self.scorer.version if self.scorer else self.config.model_version
             explain = getattr(self.scorer, "explain", None)
-            why = explain(s.point, s.features) if explain is not None else ""
-            reasons.append(Reason("MODEL_RISK", f"the classifier ({model_version}) puts the fraud "
-                                  f"risk of this {s.point} at {s.model_score:.2f}"
-                                  + (f", mostly for: {why}" if why else "")))
+            words = self.ladder.words
+            why = explain(s.point, s.features, words) if explain is not None else ""
+            values = dict(version=model_version, score=f"{s.model_score:.2f}",
+                          point=words.say("call" if s.point == "contact" else "transfer"), why=why)
+            reasons.append(Reason("MODEL_RISK", words.say(
+                "the classifier ({version}) puts the fraud risk of this {point} at {score}, "
+                "mostly for: {why}" if why else
+                "the classifier ({version}) puts the fraud risk of this {point} at {score}",
+                **values)))
         episode = self.ladder.episode(person, s.t_ms, ev.offset_min)
         codes = [(r.code, subject) for r in reasons]
         if all(c in episode.issued for c in codes):
@@ -662,8 +670,9 @@ class Decider:
         age = int(s.features["person_age"])
         elderly = age >= policy.elderly_age
         if elderly:
-            reasons.append(Reason("ELDERLY_PERSON", f"the person is {age} years old; elderly "
-                                  "people are among the most targeted"))
+            reasons.append(Reason("ELDERLY_PERSON", self.ladder.words.say(
+                "the person is {age} years old; elderly people are among the most targeted",
+                age=age)))
         long_call = s.point == "contact" and ev.value["duration_s"] >= self.config.long_call_s
         risk = max(s.risk, 0.9) if guard is not None else s.risk
         priority = 1 if (risk >= 0.9 or elderly or long_call or guard is not None) \
@@ -715,16 +724,21 @@ class Decider:
                 or f["payee_distinct_payers_24h"] >= policy.merchant_min_payers):  # a shop
             return None
         since = fmt(ep.first_warning_ms, ep.offset_min)  # type: ignore[arg-type]
-        warned = f"the person was warned in this episode (first warning {since[5:10]} {since[11:16]})"
+        say = self.ladder.words.say
+        values = dict(when=f"{since[5:10]} {since[11:16]}", amount=f"{amount:,.0f}",
+                      account=mask_account(payee))
         if flagged:
-            return Reason("EPISODE_PAYEE", f"{warned} and is paying {amount:,.0f} CNY again to "
-                          f"{mask_account(payee)}, an account this episode already raised a hold "
-                          "or stop-payment on: repeated and growing payments to one account are "
-                          "how rebate-task, investment and loan-fee frauds take most of the money")
+            return Reason("EPISODE_PAYEE", say(
+                "the person was warned in this episode (first warning {when}) and is paying "
+                "{amount} CNY again to {account}, an account this episode already raised a hold or "
+                "stop-payment on: repeated and growing payments to one account are how rebate-task, "
+                "investment and loan-fee frauds take most of the money", **values))
         if listed:
-            which = "on the watch list" if f["payee_listed"] == 1.0 else "named in a victim's report"
-            return Reason("PAID_AFTER_WARNING", f"{warned} and is paying {amount:,.0f} CNY to "
-                          f"{mask_account(payee)}, an account {which}")
+            return Reason("PAID_AFTER_WARNING", say(
+                "the person was warned in this episode (first warning {when}) and is paying "
+                "{amount} CNY to {account}, an account on the watch list" if f["payee_listed"] == 1.0
+                else "the person was warned in this episode (first warning {when}) and is paying "
+                "{amount} CNY to {account}, an account named in a victim's report", **values))
         state = self.persons[person.person_id]
         first = state.transfers.first_paid(payee) if state.transfers is not None else None
         known = f["person_history_days"] >= policy.known_payees_after_days
@@ -733,15 +747,17 @@ class Decider:
         if f["payee_new"] == 1.0:
             if amount < policy.paid_after_warning_min_cny:
                 return None
-            return Reason("PAID_AFTER_WARNING", f"{warned} and is now paying {amount:,.0f} CNY "
-                          f"to an account never paid before, {mask_account(payee)}")
+            return Reason("PAID_AFTER_WARNING", say(
+                "the person was warned in this episode (first warning {when}) and is now paying "
+                "{amount} CNY to an account never paid before, {account}", **values))
         if amount < policy.episode_payee_min_cny:
             return None
         started = fmt(first, ep.offset_min)
-        return Reason("EPISODE_PAYEE", f"{warned} and is paying {amount:,.0f} CNY again to "
-                      f"{mask_account(payee)}, first paid {started[5:10]} {started[11:16]} during "
-                      "the episode: repeated and growing payments to one account are how "
-                      "rebate-task, investment and loan-fee frauds take most of the money")
+        return Reason("EPISODE_PAYEE", say(
+            "the person was warned in this episode (first warning {when}) and is paying {amount} "
+            "CNY again to {account}, first paid {first} during the episode: repeated and growing "
+            "payments to one account are how rebate-task, investment and loan-fee frauds take most "
+            "of the money", first=f"{started[5:10]} {started[11:16]}", **values))
 
     def _sweep(self, now_ms: int) -> None:
         """Forget persons idle for longer than every window and episode (bounded memory)."""

@@ -27,6 +27,7 @@ from streams.privacy import mask_account
 from streams.reference import Person
 from streams.state import HOUR
 from streams.tasks import Reason, WarningTask
+from streams.words import LANGUAGES, Words
 
 # --- the policy file --------------------------------------------------------------------------
 
@@ -34,6 +35,7 @@ from streams.tasks import Reason, WarningTask
 @dataclass(frozen=True)
 class Policy:
     version: str = "policy-builtin"
+    language: str = "zh_CN"  # of the reasons desks and banks read (streams/words.py)
     contact_threshold: float = 0.85
     transfer_threshold: float = 0.85
     visit_threshold: float = 0.95
@@ -66,6 +68,9 @@ class Policy:
         if "zero_transfer_windows_hours" in data:
             data["zero_transfer_windows_hours"] = tuple(data["zero_transfer_windows_hours"])
         policy = cls(**data)
+        if policy.language not in LANGUAGES:
+            raise ValueError(f"policy: language {policy.language!r} is not one of "
+                             f"{', '.join(LANGUAGES)}")
         missing = {"call", "visit", "hold", "stop_payment"} - set(policy.time_limits_s)
         if missing:
             raise ValueError(f"policy: time_limits_s lacks {sorted(missing)}")
@@ -141,6 +146,7 @@ class Ladder:
 
     def __init__(self, policy: Policy | None = None):
         self.policy = policy or Policy.load()
+        self.words = Words(self.policy.language)
         self.episodes: dict[str, Episode] = {}
         self.confirmed: dict[str, set[str]] = {}  # person -> fraud accounts from their reports
         self.stats = LadderStats()
@@ -235,11 +241,17 @@ class Ladder:
         if status != "completed" or hold is None or hold.result == "held":
             return []
         # The hold did not stop it: the money is on the payee account now.
-        return [self._task(ep, person, t_ms, v, "stop_payment", 1, [Reason(
-            "HOLD_TOO_LATE", f"the hold on this transfer did not take effect "
-            f"({hold.result or 'no answer from the bank'}); {v['amount_fen'] / 100:,.0f} CNY "
-            f"reached {mask_account(v['payee_account'])}: stop it there")], "HOLD_TOO_LATE", txn,
-            [*hold.evidence, v["event_id"]])]
+        w, values = self.words, dict(amount=_cny(v["amount_fen"]),
+                                     account=mask_account(v["payee_account"]))
+        if hold.result == "failed":
+            text = w.say("the bank could not hold this transfer; {amount} CNY reached {account}: "
+                         "stop it there", **values)
+        else:
+            text = w.say("the transfer completed {seconds} s after the hold was raised, before the "
+                         "bank held it; {amount} CNY reached {account}: stop it there",
+                         seconds=max(0, (t_ms - hold.created_ms) // 1000), **values)
+        return [self._task(ep, person, t_ms, v, "stop_payment", 1, [Reason("HOLD_TOO_LATE", text)],
+                           "HOLD_TOO_LATE", txn, [*hold.evidence, v["event_id"]])]
 
     def outcome(self, person: Person, v: dict[str, Any], t_ms: int) -> list[WarningTask]:
         ep = self.episodes.get(person.person_id)
@@ -263,10 +275,10 @@ class Ladder:
             ep.closed = True
         elif result in ("unreachable", "refused") and state.action == "call":
             code = "CALL_UNREACHABLE" if result == "unreachable" else "CALL_REFUSED"
-            text = ("the dissuasion call did not reach the person" if result == "unreachable"
-                    else "the person insisted on paying during the dissuasion call")
-            return [self._visit(ep, person, t_ms, code, f"{text}: go and see them", state,
-                                v["event_id"])]
+            text = (self.words.say("the dissuasion call did not reach the person: go and see them")
+                    if result == "unreachable" else self.words.say(
+                        "the person insisted on paying during the dissuasion call: go and see them"))
+            return [self._visit(ep, person, t_ms, code, text, state, v["event_id"])]
         elif result == "held" and state.action == "hold":
             self.stats.add("funds_fen", "held", value=v.get("amount_fen", 0))
             lapse = t_ms + int((p.hold_hours - p.hold_warn_before_hours) * HOUR)
@@ -293,28 +305,30 @@ class Ladder:
             self.stats.add("sla_breaches", state.action)
             ep.note(timer.fire_ms, f"{state.action} overdue")
             if state.action == "call" and not ep.closed:
-                return [self._visit(ep, person, timer.fire_ms, "CALL_OVERDUE",
-                                    "the dissuasion call was not made in time: go and see them",
-                                    state)]
+                return [self._visit(ep, person, timer.fire_ms, "CALL_OVERDUE", self.words.say(
+                    "the dissuasion call was not made in time: go and see them"), state)]
             return []
         if timer.kind == "zero_transfer":
             return self._judge_zero_transfer(ep, person, timer.ref, listed, timer.fire_ms)
         if timer.kind == "hold_lapse":
             state = ep.tasks[timer.ref]
-            return [self._visit(ep, person, timer.fire_ms, "HOLD_EXPIRING",
-                                f"the protective measures on {state.amount_fen / 100:,.0f} CNY lapse "
-                                f"in {p.hold_warn_before_hours:g} h: confirm with the person face "
-                                "to face before they are lifted", state)]
+            return [self._visit(ep, person, timer.fire_ms, "HOLD_EXPIRING", self.words.say(
+                "the protective measures on {amount} CNY lapse in {hours} h: confirm with the "
+                "person face to face before they are lifted", amount=_cny(state.amount_fen or 0),
+                hours=f"{p.hold_warn_before_hours:g}"), state)]
         if timer.kind == "stop_lapse":
             task_id, renewals = timer.ref
             state = ep.tasks[task_id]
             last = renewals >= p.stop_payment_renewals
             code = "FREEZE_REQUIRED" if last else "STOP_PAYMENT_EXPIRING"
-            text = (f"the stop-payment of {state.amount_fen / 100:,.0f} CNY on "
-                    f"{mask_account(state.account or '')} lapses in "
-                    f"{p.stop_payment_warn_before_hours:g} h and "
-                    + ("cannot be renewed again: a formal freeze must follow" if last
-                       else f"may be renewed ({renewals + 1} of {p.stop_payment_renewals})"))
+            values = dict(amount=_cny(state.amount_fen or 0), account=mask_account(state.account or ""),
+                          hours=f"{p.stop_payment_warn_before_hours:g}")
+            text = (self.words.say("the stop-payment of {amount} CNY on {account} lapses in {hours} h "
+                                   "and cannot be renewed again: a formal freeze must follow",
+                                   **values) if last else
+                    self.words.say("the stop-payment of {amount} CNY on {account} lapses in {hours} h "
+                                   "and may be renewed ({n} of {of})", n=renewals + 1,
+                                   of=p.stop_payment_renewals, **values))
             v = {"txn_id": state.txn_id, "payee_bank": state.bank, "payee_account": state.account,
                  "amount_fen": state.amount_fen, "status": "completed"}
             task = self._task(ep, person, timer.fire_ms, v, "stop_payment", 1, [Reason(code, text)],
@@ -372,6 +386,10 @@ class Ladder:
             risk_score=0.95, reasons=reasons, evidence=list(evidence),
             model_version="-", ruleset_version="-", bank=v["payee_bank"], txn_id=v["txn_id"],
             account=v["payee_account"], amount_fen=v["amount_fen"], basis=subject), [(code, subject)])
+
+
+def _cny(fen: int) -> str:
+    return f"{fen / 100:,.0f}"
 
 
 def _episode_id(pid: str, opened_ms: int, offset_min: int) -> str:

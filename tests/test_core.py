@@ -41,8 +41,21 @@ def test_a_hooked_call_from_a_listed_line_gives_a_call_task():
     assert task["district"] == "371602"
     assert task["evidence"] == [call(0, 21 * 60)[1]["event_id"]]
     assert task["ruleset_version"] == "core-v1" and task["model_version"] == "none"
-    assert "21-minute answered call" in task["reasons"][0]["detail"]
-    assert "+86170****5678" in task["reasons"][0]["detail"]
+    # In the desks' language (Chinese by default, the policy's), the number masked.
+    assert task["reasons"][0]["detail"] == "接听了预警名单号码+86170****5678（虚拟运营商，置信度0.90）的来电21分钟，09:21结束"
+
+
+def test_reasons_are_in_the_policy_s_language():
+    from dataclasses import replace
+
+    from streams.ladder import Policy
+
+    core = Core(policy=replace(Policy.load(), language="en"))
+    tasks = [t.to_record() for rec in [person(), listed(), call(0, 21 * 60)] for t in core.feed(*rec)]
+    tasks += [t.to_record() for t in core.finish()]
+    [task] = calls(tasks)
+    assert task["reasons"][0]["detail"] == ("21-minute answered call from watch-listed virtual number "
+                                            "+86170****5678 (confidence 0.90), ended 09:21")
 
 
 def test_the_five_minute_boundary():

@@ -45,7 +45,7 @@ def test_every_payment_to_an_account_the_episode_flagged_is_held_each_its_own_ta
     assert codes(holds) == [("hold", "PAID_AFTER_WARNING")] + [("hold", "EPISODE_PAYEE")] * 2
     assert [h["amount_fen"] for h in holds] == list(amounts)
     assert len({h["task_id"] for h in holds}) == 3
-    assert "already raised a hold" in holds[1]["reasons"][0]["detail"]
+    assert "本警情已发起过拦截" in holds[1]["reasons"][0]["detail"]  # said in the desks' language
 
 
 def test_small_repeated_payments_after_the_first_hold_are_held_too():

@@ -162,7 +162,7 @@ def test_jobs_split_persons_and_write_the_same_bytes(tmp_path: Path):
 class _Broken:
     version = "broken-1"
 
-    def evaluate(self, point: str, features: dict) -> list:
+    def evaluate(self, point: str, features: dict, language: str | None = None) -> list:
         raise RuntimeError("rule engine exploded")
 
 

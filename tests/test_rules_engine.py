@@ -217,7 +217,9 @@ def test_the_first_decision_path_is_a_rule():
     call = features("contact", call_minutes=21.5, caller_listed=1.0, caller_listed_confidence=0.9)
     [hit] = [h for h in rs.evaluate("contact", call) if h.code == "CALL_FROM_WATCHLISTED_NUMBER"]
     assert (hit.score, hit.action, hit.mode) == (0.9, "call", "enforce")
-    assert hit.reason.startswith("21-minute answered call from a watch-listed number")
+    assert hit.reason == "接听了预警名单号码的来电21分钟（名单置信度0.90）"  # the file's first language
+    [en] = [h for h in rs.evaluate("contact", call, "en") if h.code == hit.code]
+    assert en.reason.startswith("21-minute answered call from a watch-listed number")
     low = dict(call, caller_listed_confidence=0.3)
     assert [h.score for h in rs.evaluate("contact", low) if h.rule_id == "R-CALL-FROM-LISTED-LINE"] \
         == [0.5]
@@ -232,7 +234,7 @@ def test_a_safe_account_transfer_hits_with_a_plain_reason():
     rs = RuleSet.load(default_ruleset_path())
     f = features("transfer", amount_cny=48000.0, payee_new=1.0, longest_unknown_call_72h=41.2,
                  minutes_since_unknown_call=23.0, amount_ratio_usual=60.0, person_age=70.0)
-    [hit] = [h for h in rs.evaluate("transfer", f) if h.code == "SAFE_ACCOUNT_TRANSFER"]
+    [hit] = [h for h in rs.evaluate("transfer", f, "en") if h.code == "SAFE_ACCOUNT_TRANSFER"]
     assert hit.reason.startswith("48,000 CNY to an account never paid before, 23 minutes after a "
                                  "41-minute call from an unknown line")
     assert hit.action == "hold"
@@ -333,3 +335,26 @@ def test_conditions_evaluate_exactly_as_simpleeval_walks_them():
                     (got == want or (isinstance(got, float) and math.isnan(got)
                                      and math.isnan(want))))  # type: ignore[arg-type]
             assert same, (c.source, features, want, got)
+
+
+def test_a_description_may_be_given_per_language_and_an_unknown_language_is_refused():
+    text = """
+name: t
+version: 1
+owner: me
+description: per-language descriptions
+rules:
+  - id: R-A
+    point: transfer
+    description:
+      zh_CN: "转账{amount_cny}元"
+      en: "{amount_cny} CNY"
+    when: amount_cny > 1
+    score: 0.5
+"""
+    rs = RuleSet.from_text(text)
+    row = features("transfer", amount_cny=48000.0)
+    assert [h.reason for h in rs.evaluate("transfer", row, "zh_CN")] == ["转账48,000元"]
+    assert [h.reason for h in rs.evaluate("transfer", row, "en")] == ["48,000 CNY"]
+    with pytest.raises(RuleSetError, match="language 'fr'"):
+        RuleSet.from_text(text.replace('      en: "', '      fr: "'))
