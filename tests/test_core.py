@@ -42,7 +42,8 @@ def test_a_hooked_call_from_a_listed_line_gives_a_call_task():
     assert task["evidence"] == [call(0, 21 * 60)[1]["event_id"]]
     assert task["ruleset_version"] == "core-v1" and task["model_version"] == "none"
     # In the desks' language (Chinese by default, the policy's), the number masked.
-    assert task["reasons"][0]["detail"] == "接听了预警名单号码+86170****5678（虚拟运营商，置信度0.90）的来电21分钟，09:21结束"
+    assert task["reasons"][0]["detail"] == ("接听了预警名单号码+86170****5678（虚拟运营商，"
+                                            "置信度0.90）的来电21分钟，09:21结束")
 
 
 def test_reasons_are_in_the_policy_s_language():
