@@ -131,12 +131,15 @@ class ScorerWatcher:
         return self._scorer
 
     def _refresh(self) -> None:
-        name = self.registry.promoted()
+        from models.registry import resolve
+
+        choice = resolve(self.registry.root)  # the promoted model, else the packaged default
+        name = choice.version
         have = self._scorer.version if self._scorer else None
-        if name is None or name == have or name == self._failed:
+        if choice.registry is None or name is None or name == have or name == self._failed:
             return
         try:
-            scorer = ModelScorer.load(self.registry, name)
+            scorer = ModelScorer.load(choice.registry, name)
         except (RegistryError, OSError, ValueError, KeyError, EOFError) as e:
             log.warning("model %s could not be loaded (%s); keeping %s", name, e, have or "none")
             self._failed = name
