@@ -18,11 +18,26 @@ from rich.table import Table
 
 from streams.settings import DEFAULT_STOP_TIMEOUT_S
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
-                  help="ZeroTransfer: telecom-fraud early warning, from calls and transfers to "
-                       "warning tasks for police desks and banks.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None)
 err = Console(stderr=True)
 out = Console()
+
+
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        print(f"zt (zerotransfer) {version('zerotransfer')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """ZeroTransfer: telecom-fraud early warning, from calls and transfers to warning tasks for
+    police desks and banks."""
 
 Bootstrap = Annotated[str | None, typer.Option(
     "--bootstrap", "-b", help="Kafka bootstrap servers, host:port[,host:port]. "
@@ -167,23 +182,25 @@ def replay(
     lateness_ms: Lateness = 200,
 ) -> None:
     """Drive the decision core from a replay file; the same tasks as the workers, byte for byte."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from streams.core import CoreConfig
-    from streams.replay import ReplayError, default_jobs, describe_figures
+    from streams.progress import progress, wide
+    from streams.replay import ReplayError, default_jobs, describe_figures, open_events
     from streams.replay import replay as run
 
+    try:
+        open_events(events).close()
+    except ReplayError as e:
+        _fail(f"{e}: give a replay file (`zt simulate` writes one)")
     ruleset, scorer = _rules_and_model(rules, models)
-    with Progress(TextColumn("replay"), BarColumn(), TextColumn("{task.completed:,} lines"),
-                  TimeElapsedColumn(), console=err, disable=quiet, transient=True) as bar:
-        job = bar.add_task("replay", total=None)
+    with progress("replay", "lines", console=err, quiet=quiet) as bar:
         try:
             summary = run(events, out_path, dead_letter, ruleset=ruleset, scorer=scorer,
-                          progress=lambda n: bar.update(job, completed=n),
-                          jobs=jobs or default_jobs(),
+                          progress=bar.update, jobs=jobs or default_jobs(),
                           config=CoreConfig(lateness_ms=lateness_ms))
         except ReplayError as e:
             _fail(str(e))
+        except OSError as e:
+            _fail(f"cannot write the tasks or dead letters: {e.strerror or e} ({e.filename})")
     table = Table(title=f"replay of {events}", show_header=True)
     table.add_column("topic")
     table.add_column("records", justify="right")
@@ -191,7 +208,7 @@ def replay(
     names = sorted(set(summary.records) | set(summary.rejected))
     for t in names:
         table.add_row(t, f"{summary.records[t]:,}", f"{summary.rejected[t]:,}")
-    out.print(table)
+    wide(out).print(table)
     tasks = ", ".join(f"{a} {n:,}" for a, n in sorted(summary.tasks.items())) or "none"
     out.print(f"tasks: {tasks} -> {summary.tasks_path}", soft_wrap=True)
     rejected = sum(summary.rejected.values())

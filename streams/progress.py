@@ -32,7 +32,8 @@ EVERY_S = float(os.environ.get("ZT_PROGRESS_EVERY_S", "10"))  # a log's line int
 
 
 class Bar:
-    """``update(done, total=None, note="")``: how far; ``total`` may come late or never."""
+    """``update(done, total=None, note="")``: how far (``total`` may come late or never);
+    ``step(what)``: a new step begins."""
 
     def __init__(self, label: str, unit: str, console: Console, every_s: float,
                  live: Progress | None):
@@ -54,7 +55,15 @@ class Bar:
         if self.live is not None and self.job is not None:
             self.live.update(self.job, completed=done, total=self.total,
                              description=f"{self.label} {self.note}".strip())
-        elif time.monotonic() - self._said >= self.every_s:
+        elif self.every_s < float("inf") and time.monotonic() - self._said >= self.every_s:
+            self._say(self.where())
+
+    def step(self, what: str) -> None:
+        """A new step of the work begins (said at once in a log: steps can be long)."""
+        self.note = what
+        if self.live is not None and self.job is not None:
+            self.live.update(self.job, description=f"{self.label} {what}")
+        elif self.every_s < float("inf"):
             self._say(self.where())
 
     def where(self) -> str:

@@ -25,6 +25,7 @@ import orjson
 
 from streams import contract
 from streams.core import Core, CoreConfig, PersonSide, StageEvent
+from streams.eventtime import to_ms
 from streams.heap import replay_heap
 from streams.ladder import LadderStats
 from streams.reference import Reference
@@ -75,6 +76,37 @@ def open_events(path: Path) -> IO[bytes]:
 
 
 _INPUT_TOPICS = frozenset(contract.INPUT_TOPICS)
+DAY_MS = 86_400_000
+
+
+def span_days(path: Path, probe: int = 1 << 16) -> float | None:
+    """Days between the first and the last record of a plain replay file, from a look at its
+    head and tail (a file in event-time order, as the simulator writes it); None when it cannot
+    tell cheaply (gzip, no valid time in either end). For the checks a command makes before a
+    long pass: a file shorter than a warm-up."""
+    if path.suffix == ".gz":
+        return None
+    try:
+        with path.open("rb") as f:
+            head = f.read(probe)
+            f.seek(max(f.seek(0, os.SEEK_END) - probe, 0))
+            tail = f.read(probe)
+    except OSError:
+        return None
+
+    def times(chunk: bytes) -> list[int]:
+        out = []
+        for line in chunk.splitlines()[1:-1] or chunk.splitlines():
+            try:
+                out.append(to_ms(orjson.loads(line)["value"]["event_time"]))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+        return out
+
+    first, last = times(head), times(tail)
+    if not first or not last:
+        return None
+    return (max(last) - min(first)) / DAY_MS
 
 
 def parse_line(line: bytes, lineno: int) -> tuple[str, Any, str | None]:
