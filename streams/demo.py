@@ -114,8 +114,11 @@ def run_demo(port: int = 0, metrics_port: int = 9410, keep: bool = False,
     ruleset, scorer = load_rules("default"), load_model(models)
     try:
         cfg = load_city(None, DEMO_CITY)
-        con.print(f"city    {persons:,} persons, {days} days, seed {seed}, fraud four times the "
-                  f"default city's; rules {ruleset.version}, model {model.describe()}", soft_wrap=True)
+        rate = cfg["fraud"]["episodes_per_100k_per_day"]
+        ratio = rate / load_city()["fraud"]["episodes_per_100k_per_day"]
+        con.print(f"city    {persons:,} persons, {days} days, seed {seed}, {rate:g} fraud episodes "
+                  f"per 100,000 persons a day ({ratio:.1f} times the default city's); rules "
+                  f"{ruleset.version}, model {model.describe()}", soft_wrap=True)
         t0 = time.monotonic()
         with con.status("starting the embedded broker"):
             broker.start()
@@ -191,10 +194,12 @@ def run_demo(port: int = 0, metrics_port: int = 9410, keep: bool = False,
                   f"[bold]{'yes' if same else 'NO'}[/]; the same figures: "
                   f"[bold]{'yes' if same_figures else 'NO'}[/]; records late at the worker: "
                   f"{late:.0f}", soft_wrap=True)
-        if st.missing or st.unexpected:
+        if st.missing or st.unexpected or st.unrouted:
             con.print(f"tasks replay gives that the worker did not send: {len(st.missing)}; "
-                      f"sent by the worker, not by replay: {len(st.unexpected)}", soft_wrap=True)
-        ok = same and len(raw) == want and not late and not st.missing and not st.unexpected
+                      f"sent by the worker, not by replay: {len(st.unexpected)}; outcomes the "
+                      f"worker could not route to a task: {st.unrouted}", soft_wrap=True)
+        ok = (same and len(raw) == want and not late and not st.missing and not st.unexpected
+              and not st.unrouted)
         if keep:
             _keep(con, loop, days, speed, desk_port, worker)
         return 0 if ok else 1

@@ -59,7 +59,7 @@ AGENT_TOPICS = ("task-outcomes", "case-reports")  # reach the person stage throu
 # From a Faust agent's consumption of a record to that record in the person stage's buffer: an
 # agent routes it and sends it on zt-person-events in 2-15 ms (measured), and the person stage
 # fetches with a 20 ms wait. Traffic that lets the watermark pass the record waits this long.
-HOP_S = 0.1
+HOP_S = 0.15
 Progress = Callable[[int, int, dict[str, int]], None]  # (hours done, hours total, counts)
 
 
@@ -100,8 +100,9 @@ class WorkerMetrics:
         out: Counter[str] = Counter()
         for topic in AGENT_TOPICS:
             out[f"consumed/{topic}"] = int(self.total(s, "zt_records_consumed_total", topic=topic))
-            out[f"decided/{topic}"] = int(self.total(s, "zt_records_decided_total", topic=topic)
-                                          + self.total(s, "zt_records_unrouted_total", topic=topic))
+            unrouted = int(self.total(s, "zt_records_unrouted_total", topic=topic))
+            out[f"unrouted/{topic}"] = unrouted
+            out[f"decided/{topic}"] = int(self.total(s, "zt_records_decided_total", topic=topic)) + unrouted
         out["registry"] = int(self.total(s, "zt_reference_entries", table="registry"))
         return out
 
@@ -165,6 +166,7 @@ class LinkStats:
     tasks: int = 0
     missing: list[str] = field(default_factory=list)  # revealed by the copy, never sent
     undecided: int = 0  # outcomes and case reports after the city's last traffic
+    unrouted: int = 0  # outcomes whose task the deciding worker did not know (lost)
     unexpected: list[str] = field(default_factory=list)  # sent by the workers, not by the copy
 
 
@@ -317,9 +319,13 @@ class BrokerLink:
         except LoopError:
             counts = self._counts()
             self.stats.undecided = sum(self.stats.sent[t] - counts[f"decided/{t}"] for t in AGENT_TOPICS)
-        if self.strict:
+        self.stats.unrouted = self._counts()["unrouted/task-outcomes"]
+        if self.strict:  # (tasks of an earlier run on this broker are not this city's)
             self.reader.poll(200)
-            self.stats.unexpected += [tid for tid in self.reader.received if tid not in self.known]
+            t0 = self.city.clock.t0
+            self.stats.unexpected += [
+                tid for tid, task in self.reader.received.items()
+                if tid not in self.known and parse(task["created_time"]).ms >= t0]
 
     def close(self) -> None:
         self.prod.flush(30)

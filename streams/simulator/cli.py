@@ -179,7 +179,9 @@ def _print_workers(loop: Any) -> None:
               + (f"; tasks replay gives and the workers did not send: {len(st.missing)}"
                  if st.missing else "")
               + (f"; tasks the workers sent and replay does not give: {len(st.unexpected)}"
-                 if st.unexpected else ""), soft_wrap=True)
+                 if st.unexpected else "")
+              + (f"; outcomes no worker could route to its task: {st.unrouted}"
+                 if st.unrouted else ""), soft_wrap=True)
     out.print("the users' figures, from the workers' /metrics:")
     for line in describe_figures(figures(loop.link.workers.ladder_stats())):
         out.print(f"  {line}", soft_wrap=True)
