@@ -4,6 +4,7 @@ check all decide with the promoted model, and agree byte for byte."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -18,8 +19,9 @@ pytestmark = pytest.mark.integration
 
 
 def zt(cwd: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "ZT_MODELS"}  # ./.zt/models, as documented
     return subprocess.run([sys.executable, "-m", "streams.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env=env)
 
 
 def test_demo_still_agrees_with_replay_after_train_and_promote(tmp_path: Path) -> None:
