@@ -100,18 +100,12 @@ def evaluate(
     """Evaluate a model on a replay file: PR/ROC-AUC, precision at desk capacity, recall before
     the first fraudulent transfer, per fraud type, against the rules and without call features."""
     from models.evaluate import evaluate_file
-    from models.registry import Registry, RegistryError, resolve
+    from models.registry import Registry, RegistryError
     from streams.progress import wide
     from streams.replay import ReplayError
 
     _events(events)
     reg = Registry(registry)
-    if model == "promoted":  # the model every driver uses: the promoted one, else the packaged
-        choice = resolve(reg.root)
-        if choice.registry is None:
-            _fail(f"no model is promoted in {reg.root} and none is packaged: run `zt train` then "
-                  "`zt models promote VERSION`, or give --model VERSION")
-        reg, model = choice.registry, choice.version
     with _progress(quiet) as (lines, step):
         step("replay through the core")
         try:

@@ -25,16 +25,6 @@ True
 >>> reg.promote(v)
 >>> reg.promoted(), reg.versions()
 ('v0001-01234567', ['v0001-01234567'])
-
-Which model decides is resolved in one place, ``resolve``, for every driver (the workers, replay,
-the simulator's loops, the demo and its check): the promoted model of the registry, else the
-model packaged with ZeroTransfer (a registry folder at ``PACKAGED``, if one is shipped), else
-none (the rules alone decide).
-
->>> resolve(reg.root).source, resolve(reg.root).version
-('promoted', 'v0001-01234567')
->>> resolve("none").source
-'none'
 """
 
 from __future__ import annotations
@@ -42,7 +32,6 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +44,6 @@ CARD_JSON = "card.json"
 CARD_MD = "card.md"
 POINTER = "promoted"
 _VERSION = re.compile(r"^v(\d{4,})-[0-9a-f]{8}$")
-# A default model shipped with the package: a registry folder (a version and its card, and a
-# ``promoted`` pointer) here. There is none yet; once one is packaged, every driver uses it
-# wherever no model is promoted.
-PACKAGED = Path(__file__).with_name("packaged")
 
 
 class RegistryError(RuntimeError):
@@ -184,35 +169,3 @@ class Registry:
         if not (self.path(version) / MODEL_FILE).is_file():
             raise RegistryError(f"model version {version!r} has no {MODEL_FILE}: not promoted")
         atomic_write(self.pointer(), (version + "\n").encode())
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """Which model decides: ``source`` is ``promoted`` (the registry's), ``packaged`` (the
-    default shipped with ZeroTransfer) or ``none``; ``registry`` and ``version`` say where."""
-
-    source: str
-    registry: Registry | None = None
-    version: str | None = None
-
-    def describe(self) -> str:
-        if self.registry is None:
-            return "none (the rules alone decide)"
-        return f"{self.version} ({self.source}, {self.registry.root})"
-
-
-def resolve(models: str | Path | None = None, packaged: Path | None = None) -> Resolved:
-    """The one model resolution: the promoted version of the registry ``models`` (default
-    ``$ZT_MODELS`` or ``.zt/models``), else the packaged default model, else none. ``"none"``
-    asks for no model at all."""
-    if str(models) == "none":
-        return Resolved("none")
-    reg = Registry(models)
-    version = reg.promoted()
-    if version is not None:
-        return Resolved("promoted", reg, version)
-    shipped = Registry(packaged if packaged is not None else PACKAGED)
-    version = shipped.promoted()
-    if version is not None:
-        return Resolved("packaged", shipped, version)
-    return Resolved("none")

@@ -131,15 +131,12 @@ class ScorerWatcher:
         return self._scorer
 
     def _refresh(self) -> None:
-        from models.registry import resolve
-
-        choice = resolve(self.registry.root)  # the promoted model, else the packaged default
-        name = choice.version
+        name = self.registry.promoted()
         have = self._scorer.version if self._scorer else None
-        if choice.registry is None or name is None or name == have or name == self._failed:
+        if name is None or name == have or name == self._failed:
             return
         try:
-            scorer = ModelScorer.load(choice.registry, name)
+            scorer = ModelScorer.load(self.registry, name)
         except (RegistryError, OSError, ValueError, KeyError, EOFError) as e:
             log.warning("model %s could not be loaded (%s); keeping %s", name, e, have or "none")
             self._failed = name

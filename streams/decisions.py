@@ -6,6 +6,7 @@ records give the same tasks in both.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,24 +38,18 @@ def load_rules(rules: str) -> Any:
 
 
 def models_dir(models: str | None) -> Path | None:
-    """The registry folder a worker follows (``None``: no model at all)."""
     if models == "none":
         return None
-    from models.registry import default_dir
-
-    return Path(models) if models else default_dir()
+    return Path(models or os.environ.get("ZT_MODELS", ".zt/models"))
 
 
 def load_model(models: str | None) -> Any:
-    """The model ``models.registry.resolve`` names (the registry's promoted model, else the
-    packaged default), loaded; None when there is none (the rules alone decide)."""
-    from models.registry import RegistryError, resolve
-    from models.scorer import ModelScorer
-
-    choice = resolve(models)
-    if choice.registry is None:
+    """The promoted model of the registry, or None when there is none (rules alone decide)."""
+    directory = models_dir(models)
+    if directory is None or not directory.exists():
         return None
     try:
-        return ModelScorer.load(choice.registry, choice.version)
-    except (RegistryError, OSError, KeyError, EOFError) as e:
-        raise ValueError(f"model {choice.describe()} cannot be loaded: {e}") from None
+        from models.scorer import ScorerWatcher
+    except ImportError:
+        return None
+    return ScorerWatcher(directory).current()

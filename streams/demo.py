@@ -82,6 +82,17 @@ def start_desk(bootstrap: str, work: Path, port: int, users: Path) -> subprocess
     raise RuntimeError(f"the desk service did not start: {(work / 'desk.log').read_text()[-1500:]}")
 
 
+def describe_model(scorer: Any, registry: str) -> str:
+    """Which model decides, and where it comes from."""
+    from models.registry import Registry
+
+    if scorer is None:
+        return "none (the rules alone decide)"
+    where = (f"promoted in {registry}" if Registry(registry).promoted() == scorer.version
+             else "the packaged default")
+    return f"{scorer.version} ({where})"
+
+
 class _Stop(Exception):
     """SIGTERM while the city runs on (Ctrl-C is KeyboardInterrupt)."""
 
@@ -90,10 +101,9 @@ def run_demo(port: int = 0, metrics_port: int = 9410, keep: bool = False,
              console: Console | None = None, persons: int = 1500, days: int = 6,
              seed: int = 3, desk_port: int = 8070, speed: float = 600.0,
              keep_days: int = 60) -> int:
-    from models.registry import resolve
     from streams import feed
     from streams.core import Core
-    from streams.decisions import load_model, load_rules
+    from streams.decisions import load_model, load_rules, models_dir
     from streams.progress import progress
     from streams.replay import describe_figures, figures, replay
     from streams.simulator.centre import LoopError, broker_loop
@@ -108,9 +118,9 @@ def run_demo(port: int = 0, metrics_port: int = 9410, keep: bool = False,
     worker: WorkerProcess | None = None
     desk: subprocess.Popen[bytes] | None = None
     loop = None
-    # One model for every driver: the worker, the city's copy of the core and the replay check.
-    model = resolve()
-    models = str(model.registry.root) if model.registry is not None else "none"
+    # One model for every driver, resolved as the worker resolves it: the worker, the city's
+    # copy of the core and the replay check.
+    models = str(models_dir(None))
     ruleset, scorer = load_rules("default"), load_model(models)
     try:
         cfg = load_city(None, DEMO_CITY)
@@ -118,7 +128,7 @@ def run_demo(port: int = 0, metrics_port: int = 9410, keep: bool = False,
         ratio = rate / load_city()["fraud"]["episodes_per_100k_per_day"]
         con.print(f"city    {persons:,} persons, {days} days, seed {seed}, {rate:g} fraud episodes "
                   f"per 100,000 persons a day ({ratio:.1f} times the default city's); rules "
-                  f"{ruleset.version}, model {model.describe()}", soft_wrap=True)
+                  f"{ruleset.version}, model {describe_model(scorer, models)}", soft_wrap=True)
         t0 = time.monotonic()
         with con.status("starting the embedded broker"):
             broker.start()
