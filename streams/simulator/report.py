@@ -236,7 +236,7 @@ def plot_centre(f: dict[str, Any], r: dict[str, Any], path: str | Path) -> None:
     x = range(len(names))
     a.bar([i - 0.2 for i in x], asked, width=0.4, color="#48a", label="tasks")
     a.bar([i + 0.2 for i in x], done, width=0.4, color="#2a2",
-          label="dissuaded / visited / held / stopped")
+          label="done: dissuaded on the phone / visited / held / stopped")
     a.set_xticks(list(x), names)
     a.set_title(f"warning tasks: {f['warned_persons']:,.0f} people warned")
     a.legend(fontsize=8)
