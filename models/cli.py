@@ -106,6 +106,10 @@ def evaluate(
 
     _events(events)
     reg = Registry(registry)
+    try:
+        reg.resolve(model)  # before the long work: a model that is not there is one line
+    except RegistryError as e:
+        _fail(str(e))
     with _progress(quiet) as (lines, step):
         step("replay through the core")
         try:
