@@ -92,10 +92,12 @@ def test_cli_responding_city_over_the_broker(fresh_topics: EmbeddedBroker, worke
     worker.wait_ready(60)
     base = ["simulate", "--broker", "--respond", "--persons", "600", "--days", "2", "--speed", "0",
             "--bootstrap", fresh_topics.bootstrap, "--metrics", worker.metrics_url,
-            "--out", str(tmp_path / "loop.jsonl"), "--plots", str(tmp_path / "plots")]
+            "--out", str(tmp_path / "loop.jsonl"), "--plots", str(tmp_path / "plots"),
+            "--models", "none"]  # as the worker's
     r = CliRunner().invoke(app, [*base, "--rules", "none"])
     assert r.exit_code == 2 and "the workers decide with rule set and model" in r.output
     assert "Traceback" not in r.output and "--rules and --models" in r.output
+    assert "simulate: started" not in r.output  # refused before any work
     r = CliRunner().invoke(app, base)
     assert r.exit_code == 0, r.output
     assert "the users' figures, from the workers' /metrics" in r.output

@@ -12,6 +12,8 @@ import orjson
 import typer
 from rich.console import Console
 
+from .config import ConfigError
+
 err = Console(stderr=True)
 out = Console()
 
@@ -63,7 +65,6 @@ def simulate(
     """Simulate a city: calls, transfers, fraud episodes and benign look-alikes, by seed."""
     from streams.progress import progress, wide
 
-    from .config import ConfigError
     from .report import city_table, loop_table, plot_episode, plot_losses
     from .run import build_city, closed_loop, run_city
 
@@ -73,6 +74,9 @@ def simulate(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     truth = truth or out_path.with_name(out_path.name.removesuffix(".jsonl") + ".truth.jsonl")
     core_factory = _core(rules, models, lateness_ms) if respond else None
+    # With the workers: connect, and check they decide as this city's copy of the core, first.
+    linked = (_connect(persons, days, seed, out_path, config, bootstrap, metrics, lateness_ms,
+                       speed, core_factory) if respond and broker else None)
     t_wall = time.perf_counter()
     with progress("simulate", "simulated hours", console=err, quiet=quiet) as bar:
         def step(h: int, total: int, n: Any) -> None:
@@ -82,8 +86,7 @@ def simulate(
 
         try:
             if respond and broker:
-                loop = _broker_loop(persons, days, seed, out_path, config, bootstrap, metrics,
-                                    lateness_ms, speed, core_factory, step)
+                loop = _run_linked(linked, days, step)
             elif respond:
                 loop = closed_loop(persons, days, seed, out_path, core_factory, truth, config,
                                    progress=step)
@@ -147,26 +150,33 @@ def _core(rules: str, models: str | None, lateness_ms: int) -> Any:
     return lambda: Core(config, ruleset=ruleset, scorer=scorer)
 
 
-def _broker_loop(persons: int, days: int, seed: int, out_path: Path, config: Path | None,
-                 bootstrap: str | None, metrics: str, lateness_ms: int, speed: float,
-                 core_factory: Any, step: Any) -> Any:
+def _connect(persons: int, days: int, seed: int, out_path: Path, config: Path | None,
+             bootstrap: str | None, metrics: str, lateness_ms: int, speed: float,
+             core_factory: Any) -> Any:
     from streams import settings
 
     from .centre import LoopError, broker_loop
 
-    copy = core_factory()
-    loop = None
     try:
-        loop = broker_loop(persons, days, seed, settings.load(bootstrap).bootstrap,
-                           [u for u in metrics.split(",") if u], copy, out_path, config,
+        return broker_loop(persons, days, seed, settings.load(bootstrap).bootstrap,
+                           [u for u in metrics.split(",") if u], core_factory(), out_path, config,
                            lateness_ms=lateness_ms, speed=speed)
+    except LoopError as e:
+        _fail(f"{e} (--rules and --models as the workers' own; --metrics their addresses)")
+    except (ConfigError, OSError) as e:
+        _fail(f"cannot start the city: {e}")
+
+
+def _run_linked(loop: Any, days: int, step: Any) -> Any:
+    from .centre import LoopError
+
+    try:
         loop.run(days * 24, step)
         loop.link.finish()
     except LoopError as e:
-        _fail(f"{e} (--rules and --models as the workers' own; --metrics their addresses)")
+        _fail(str(e))
     finally:
-        if loop is not None:
-            loop.close()
+        loop.close()
     return loop
 
 
