@@ -65,6 +65,7 @@ def loop_report(city: City, base: City, responder: Responder) -> dict[str, Any]:
         "stop_payments": oc.get("stop_payment:stopped", 0),
         "stopped_fen": responder.amounts["stopped_fen"],
         "stops_on_honest_accounts": responder.false_stops,
+        "desk_waits": responder.desk_waits,  # calls and visits that waited for a busy desk
         "victims_reached": len(warned),
         "zero_transfer_rate": round(len(zero) / len(warned), 3) if warned else None,
         "defrauded_after_warning": len(warned) - len(zero),
