@@ -27,20 +27,22 @@ def _fail(message: str, code: int = 2) -> None:
 
 @contextmanager
 def _progress(quiet: bool):
-    """A replay bar (lines) and a line for the current step."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """Lines replayed (a bar on a terminal, a line every few seconds in a log), and each step
+    of the work as it starts."""
+    from streams.progress import progress
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, disable=quiet, transient=True) as bar:
-        job = bar.add_task("replay", total=None)
+    with progress("replay", "lines", console=err, quiet=quiet) as bar:
+        yield bar.update, bar.step
 
-        def lines(done: int, total: int) -> None:
-            bar.update(job, completed=done, total=total)
 
-        def step(what: str) -> None:
-            bar.update(job, description=what)
+def _events(events: Path) -> None:
+    """A replay file that can be read, or one line saying what to give instead."""
+    from streams.replay import ReplayError, open_events
 
-        yield lines, step
+    try:
+        open_events(events).close()
+    except ReplayError as e:
+        _fail(f"{e}: give --events a replay file (`zt simulate` writes one)")
 
 
 def train(
@@ -61,19 +63,26 @@ def train(
     """Train the classifiers (transfer and contact points) by replaying EVENTS through the core."""
     from models.registry import Registry
     from models.train import TrainConfig, train_file
-    from streams.replay import ReplayError
+    from streams.progress import wide
+    from streams.replay import ReplayError, span_days
 
+    _events(events)
+    days = span_days(events)
+    if days is not None and -(-days // 1) < warmup_days + maturity_days + 2:
+        _fail(f"{events} covers {days:.1f} days: too few to train on after a warm-up of "
+              f"{warmup_days} and {maturity_days} maturity days (3 days at least must remain); "
+              "simulate more days, or lower --warmup-days / --maturity-days")
     reg = Registry(registry)
     cfg = TrainConfig(seed=seed, capacity=capacity, warmup_days=warmup_days,
                       maturity_days=maturity_days)
     with _progress(quiet) as (lines, step):
         try:
             version, card = train_file(events, reg, cfg, lines, step)
-        except (ReplayError, ValueError) as e:
+        except (ReplayError, ValueError, OSError) as e:
             _fail(str(e))
     if promote:
         reg.promote(version)
-    out.print(_summary(card))
+    wide(out).print(_summary(card))
     out.print(f"model {version} -> {reg.path(version)}"
               + (" (promoted)" if promote else f"; promote it with `zt models promote {version}`"),
               soft_wrap=True)
@@ -95,15 +104,22 @@ def evaluate(
     the first fraudulent transfer, per fraud type, against the rules and without call features."""
     from models.evaluate import evaluate_file
     from models.registry import Registry, RegistryError
+    from streams.progress import wide
     from streams.replay import ReplayError
 
+    _events(events)
     reg = Registry(registry)
-    with _progress(quiet) as (lines, _):
+    try:
+        reg.resolve(model)  # before the long work: a model that is not there is one line
+    except RegistryError as e:
+        _fail(str(e))
+    with _progress(quiet) as (lines, step):
+        step("replay through the core")
         try:
             report, folder = evaluate_file(events, reg, model, out_dir, capacity, progress=lines)
-        except (RegistryError, ReplayError, ValueError) as e:
+        except (RegistryError, ReplayError, ValueError, OSError) as e:
             _fail(str(e))
-    out.print(_eval_table(report))
+    wide(out).print(_eval_table(report))
     er, abl = report["early_recall"]["model"].get("all", {}), report.get("ablation", {})
     out.print(f"alerted before the first fraudulent transfer: {er.get('recall')} of "
               f"{er.get('episodes', 0)} episodes (rules: "
@@ -134,7 +150,9 @@ def list_models(registry: RegistryDir = None) -> None:
         table.add_row(v, c["created"], f"{c['data']['events']} ({c['data']['sha256'][:8]})",
                       str(pts["transfer"]["pr_auc"]), str(pts["contact"]["pr_auc"]),
                       "*" if v == promoted else "")
-    out.print(table)
+    from streams.progress import wide
+
+    wide(out).print(table)
 
 
 @models_app.command("show")
@@ -157,7 +175,9 @@ def show(
     if as_json:
         print(orjson.dumps(card, option=orjson.OPT_INDENT_2).decode())
     else:
-        out.print(reg.card_markdown(v) or _summary(card), markup=False, soft_wrap=True)
+        from streams.progress import wide
+
+        wide(out).print(reg.card_markdown(v) or _summary(card), markup=False, soft_wrap=True)
 
 
 @models_app.command("promote")

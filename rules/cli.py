@@ -3,7 +3,6 @@ naive two-rule detector. Registered by ``streams.cli`` as a typer command."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 err = Console(stderr=True)
-out = Console() if sys.stdout.isatty() else Console(width=120)  # files and pipes: whole tables
+out = Console()
 
 
 def _pct(x: float | None) -> str:
@@ -38,27 +37,30 @@ def rules_test(
 ) -> None:
     """Backtest RULESET on a replay file: hits per rule, persons flagged, precision and recall
     against the file's case reports, and the difference from the rule set in force."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from rules.backtest import compare, measure
     from rules.engine import RuleSet, RuleSetError, default_ruleset_path
     from rules.runner import DAY_MS, naive_points, run, summary_json
-    from streams.replay import ReplayError
+    from streams.progress import progress, wide
+    from streams.replay import ReplayError, open_events, span_days
 
     base_path = against or default_ruleset_path()
     try:
         tested, base = RuleSet.load(ruleset), RuleSet.load(base_path)
+        open_events(events).close()
     except RuleSetError as e:
-        err.print(f"[bold red]error:[/] rule set rejected: {e}", soft_wrap=True)
-        raise typer.Exit(2) from None
-    with Progress(TextColumn("backtest"), BarColumn(), TextColumn("{task.completed:,} lines"),
-                  TimeElapsedColumn(), console=err, disable=quiet, transient=True) as bar:
-        job = bar.add_task("backtest", total=None)
+        _fail(f"rule set rejected: {e}")
+    except ReplayError as e:
+        _fail(f"{e}: give --events a replay file (`zt simulate` writes one)")
+    days = span_days(events)
+    if days is not None and days <= warmup_days:
+        _fail(f"{events} covers {days:.1f} days and the warm-up takes the first {warmup_days}: "
+              f"nothing would be measured; give --warmup-days {max(int(days) - 1, 0)} or a longer "
+              "file")
+    with progress("backtest", "lines", console=err, quiet=quiet) as bar:
         try:
-            result = run(events, [tested, base], progress=lambda n: bar.update(job, completed=n))
+            result = run(events, [tested, base], progress=bar.update)
         except ReplayError as e:
-            err.print(f"[bold red]error:[/] {e}", soft_wrap=True)
-            raise typer.Exit(2) from None
+            _fail(str(e))
     since = (result.first_ms or 0) + warmup_days * DAY_MS
 
     def rules_of(rs: RuleSet) -> list[tuple[str, str]]:
@@ -85,7 +87,8 @@ def rules_test(
         if m is not None:
             table.add_row(m.label, f"{m.flagged:,}", f"{m.true_positives:,}", f"{m.victims:,}",
                           _pct(m.precision), _pct(m.recall))
-    out.print(table)
+    tables = wide(out)
+    tables.print(table)
 
     per_rule = Table(title=f"rules of {tested.version}: hits, and persons later reported")
     per_rule.add_column("rule", no_wrap=True)
@@ -98,20 +101,21 @@ def rules_test(
         per_rule.add_row(r.rule_id, f"{r.mode} (was {was})" if was else r.mode, f"{r.hits:,}",
                          f"{r.persons:,}", f"{r.confirmed:,}", _pct(r.precision),
                          "new" if d is None else f"{d:+,}")
-    out.print(per_rule)
+    tables.print(per_rule)
 
-    types = Table(title="victims flagged before their report, by fraud type")
+    types = Table(title=f"victims flagged before their report, by fraud type (tested: "
+                        f"{tested.version}; in force: {base.version})")
     types.add_column("fraud type", no_wrap=True)
     types.add_column("victims", justify="right")
-    for m in (m_new, m_base, m_naive):
+    for m, head in ((m_new, "tested"), (m_base, "in force"), (m_naive, "naive")):
         if m is not None:
-            types.add_column(m.label.split(" (")[0].removeprefix("in force: "), justify="right")
+            types.add_column(head, justify="right")
     for ftype in sorted(m_new.by_type):
         row = [ftype, f"{m_new.by_type[ftype][0]}"]
         row += [f"{m.by_type.get(ftype, (0, 0))[1]}" for m in (m_new, m_base, m_naive)
                 if m is not None]
         types.add_row(*row)
-    out.print(types)
+    tables.print(types)
 
     same = tested.digest == base.digest
     out.print(("the tested rule set is the one in force" if same else
@@ -136,6 +140,11 @@ def rules_test(
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
         out.print(f"results -> {json_out}")
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(2)
 
 
 def _signed(x: float | None) -> str:

@@ -18,11 +18,26 @@ from rich.table import Table
 
 from streams.settings import DEFAULT_STOP_TIMEOUT_S
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
-                  help="ZeroTransfer: telecom-fraud early warning, from calls and transfers to "
-                       "warning tasks for police desks and banks.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None)
 err = Console(stderr=True)
 out = Console()
+
+
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        print(f"zt (zerotransfer) {version('zerotransfer')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """ZeroTransfer: telecom-fraud early warning, from calls and transfers to warning tasks for
+    police desks and banks."""
 
 Bootstrap = Annotated[str | None, typer.Option(
     "--bootstrap", "-b", help="Kafka bootstrap servers, host:port[,host:port]. "
@@ -172,23 +187,25 @@ def replay(
     lateness_ms: Lateness = 200,
 ) -> None:
     """Drive the decision core from a replay file; the same tasks as the workers, byte for byte."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from streams.core import CoreConfig
-    from streams.replay import ReplayError, default_jobs
+    from streams.progress import progress, wide
+    from streams.replay import ReplayError, default_jobs, describe_figures, open_events
     from streams.replay import replay as run
 
+    try:
+        open_events(events).close()
+    except ReplayError as e:
+        _fail(f"{e}: give a replay file (`zt simulate` writes one)")
     ruleset, scorer = _rules_and_model(rules, models)
-    with Progress(TextColumn("replay"), BarColumn(), TextColumn("{task.completed:,} lines"),
-                  TimeElapsedColumn(), console=err, disable=quiet, transient=True) as bar:
-        job = bar.add_task("replay", total=None)
+    with progress("replay", "lines", console=err, quiet=quiet) as bar:
         try:
             summary = run(events, out_path, dead_letter, ruleset=ruleset, scorer=scorer,
-                          progress=lambda n: bar.update(job, completed=n),
-                          jobs=jobs or default_jobs(),
+                          progress=bar.update, jobs=jobs or default_jobs(),
                           config=CoreConfig(lateness_ms=lateness_ms))
         except ReplayError as e:
             _fail(str(e))
+        except OSError as e:
+            _fail(f"cannot write the tasks or dead letters: {e.strerror or e} ({e.filename})")
     table = Table(title=f"replay of {events}", show_header=True)
     table.add_column("topic")
     table.add_column("records", justify="right")
@@ -196,24 +213,18 @@ def replay(
     names = sorted(set(summary.records) | set(summary.rejected))
     for t in names:
         table.add_row(t, f"{summary.records[t]:,}", f"{summary.rejected[t]:,}")
-    out.print(table)
+    wide(out).print(table)
     tasks = ", ".join(f"{a} {n:,}" for a, n in sorted(summary.tasks.items())) or "none"
     out.print(f"tasks: {tasks} -> {summary.tasks_path}", soft_wrap=True)
     rejected = sum(summary.rejected.values())
     out.print(f"rejected: {rejected:,} -> {summary.dead_letter_path}"
               + (f" ({', '.join(f'{k} {v}' for k, v in sorted(summary.reasons.items()))})"
                  if rejected else ""), soft_wrap=True)
-    f = summary.figures
-    if f.get("warnings"):
-        out.print(
-            f"warned {f['warned_persons']:,.0f} people: {f['calls']:,.0f} calls, {f['visits']:,.0f} "
-            f"visits, {f['holds']:,.0f} holds ({f['hold_requested_cny']:,.0f} CNY), "
-            f"{f['stop_payments']:,.0f} stop-payments ({f['stop_requested_cny']:,.0f} CNY); "
-            f"held {f['held_cny']:,.0f} CNY, stopped {f['stopped_cny']:,.0f} CNY; SLA breaches "
-            f"{f['sla_breaches']:,.0f}; zero-transfer rate 24 h {f['zero_transfer_rate_24h']:.3f} "
-            f"({f['zero_transfer_judged_24h']:,.0f} judged), 72 h {f['zero_transfer_rate_72h']:.3f}; "
-            f"defrauded after a warning {f['defrauded_after_warning']:,.0f}"
-            + (f" -> {summary.review_path}" if summary.review_path else ""), soft_wrap=True)
+    for line in describe_figures(summary.figures):
+        out.print(line, soft_wrap=True)
+    if summary.review_path:
+        out.print(f"people defrauded after a warning, with their timelines -> {summary.review_path}",
+                  soft_wrap=True)
     out.print(f"{summary.lines:,} lines in {summary.seconds:.2f} s "
               f"({summary.records_per_s:,.0f} records/s); duplicates {summary.duplicates}, "
               f"late {summary.late}", soft_wrap=True)
@@ -233,18 +244,27 @@ def _rules_and_model(rules: str, models: str | None):
 @app.command()
 def demo(
     port: Annotated[int, typer.Option(help="Broker port on 127.0.0.1 (0 = any free port).")] = 0,
-    metrics_port: Annotated[int, typer.Option(help="Worker /metrics port.")] = 9410,
-    keep: Annotated[bool, typer.Option(help="Keep running until Ctrl-C after the demo.")] = False,
-    persons: Annotated[int, typer.Option(help="Persons in the simulated city.")] = 3000,
-    days: Annotated[int, typer.Option(help="Simulated days.")] = 3,
-    desk_port: Annotated[int, typer.Option(help="Desk service port on 127.0.0.1.")] = 8070,
+    metrics_port: Annotated[int, typer.Option(
+        help="Worker /metrics port (0 = any free port).")] = 9410,
+    keep: Annotated[bool, typer.Option(
+        help="After the demo, the city goes on at --speed until Ctrl-C: new tasks keep arriving "
+             "in the desk service and the worker's figures move.")] = False,
+    persons: Annotated[int, typer.Option(min=10, help="Persons in the simulated city.")] = 1500,
+    days: Annotated[int, typer.Option(
+        min=1, help="Simulated days run through the broker (a warned person's 72 h zero-transfer "
+                    "window is judged 120 h after the warning).")] = 6,
+    seed: Annotated[int, typer.Option(help="The city's seed.")] = 3,
+    speed: Annotated[float, typer.Option(
+        min=1, help="With --keep: simulated seconds per wall second.")] = 600.0,
+    desk_port: Annotated[int, typer.Option(
+        help="Desk service port on 127.0.0.1 (0 = any free port).")] = 8070,
 ) -> None:
-    """The main job: broker, worker and desk service on 127.0.0.1, a simulated city in,
-    warning tasks out, checked against replay."""
+    """The main job: broker, worker and desk service on 127.0.0.1; a city whose desks and banks
+    answer the worker's warning tasks; the users' figures from the worker; checked against replay."""
     from streams.demo import run_demo
 
     sys.exit(run_demo(port=port, metrics_port=metrics_port, keep=keep, console=out,
-                      persons=persons, days=days, desk_port=desk_port))
+                      persons=persons, days=days, seed=seed, speed=speed, desk_port=desk_port))
 
 
 @app.command()

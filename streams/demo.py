@@ -1,68 +1,73 @@
-"""``zt demo``: the whole loop on the embedded default, start to finish, on 127.0.0.1.
+"""``zt demo``: the anti-fraud centre at work, start to finish, on 127.0.0.1.
 
-Starts the broker, a worker and the desk service; simulates a small city (``zt simulate``);
-feeds it through the broker (reference data first, then traffic, as the feeds would); prints the
-warning tasks the worker sends with their reasons and the users' figures; checks the tasks
-against a replay of the same records; and shuts everything down.
+Starts the broker, a worker and the desk service (with a login for every police district and
+bank of the city); runs a small city for a few simulated days through the broker, its police
+desks, bank liaisons and people answering the worker's warning tasks in the city's event time
+(``streams.simulator.centre``); then prints the users' figures read from the live worker's
+metrics, the city's losses with and without the pipeline, and a plot; checks that replay of the
+same records gives the same tasks, byte for byte, and the same figures; and shuts everything
+down. With ``keep``, the city then goes on at a pace a visitor can follow, until Ctrl-C.
 """
 
 from __future__ import annotations
 
+import inspect
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import orjson
 from rich.console import Console
 
-from services.desk.cli import demo_logins
-from streams import feed
 from streams.broker import BrokerError, EmbeddedBroker, free_port
-from streams.decisions import load_rules
 from streams.privacy import mask_msisdn
 from streams.processes import WorkerProcess
-from streams.replay import replay
 
 REFERENCE_TOPICS = ("registry", "watchlist")
+# Fraud four times as frequent as the default city's: a city of a few thousand people then
+# holds every kind of fraud, with holds, stop-payments and people judged, in a few days.
+DEMO_CITY = {"fraud": {"episodes_per_100k_per_day": 250}}
+PASSWORDS = {"desk": "demo-desk", "bank": "demo-bank", "ops": "demo-ops"}
 
 
 def sample_path() -> Path:
     return Path(str(resources.files("streams") / "sample" / "city.jsonl"))
 
 
-def split_sample(path: Path) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
-    """Reference records and traffic, as raw values a feed would send (bad ones included)."""
-    reference, traffic = [], []
-    for line in path.read_bytes().splitlines():
-        try:
-            env = orjson.loads(line)
-            topic, value = env["topic"], orjson.dumps(env["value"])
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            continue  # a broken replay line has no topic, so no feed could send it
-        (reference if topic in REFERENCE_TOPICS else traffic).append((topic, value))
-    return reference, traffic
+def demo_users(cfg: Any) -> list[tuple[str, str, str]]:
+    """(name, role, password): a desk for every police district of the city, a liaison for every
+    bank, and an ops login that sees everything. Demo passwords, never for production."""
+    pop = cfg["population"]
+    return ([(f"desk-{d}", f"desk:{d}", PASSWORDS["desk"]) for d in sorted(pop["districts"])]
+            + [(f"bank-{b.lower()}", f"bank:{b}", PASSWORDS["bank"]) for b in sorted(pop["banks"])]
+            + [("ops", "ops", PASSWORDS["ops"])])
 
 
-def simulate_city(path: Path, persons: int, days: int, seed: int) -> None:
-    from streams.simulator.run import ReplayWriter, build_city, run_city
-
-    writer = ReplayWriter(path)
-    try:
-        run_city(build_city(persons, days, seed), [writer])
-    finally:
-        writer.close()
+def write_users(path: Path, users: list[tuple[str, str, str]]) -> Path:
+    """The desk service's users file (``services.desk.users``), passwords in the clear (demo)."""
+    path.write_text("".join(f'[[user]]\nname = "{n}"\nrole = "{r}"\npassword = "{p}"\n\n'
+                            for n, r, p in users))
+    return path
 
 
-def start_desk(bootstrap: str, work: Path, port: int) -> subprocess.Popen[bytes]:
+def desk_clock_args() -> list[str]:
+    """The desk records outcomes in the stream's time (the tasks' clock), where it can: the city
+    lives in the past of the wall clock."""
+    from services.desk.cli import desk
+
+    return ["--clock", "stream"] if "clock" in inspect.signature(desk).parameters else []
+
+
+def start_desk(bootstrap: str, work: Path, port: int, users: Path) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "desk", "--demo", "--bootstrap", bootstrap,
-         "--port", str(port), "--db", str(work / "desk.sqlite3")],
+        [sys.executable, "-m", "streams.cli", "desk", "--bootstrap", bootstrap, "--users", str(users),
+         "--port", str(port), "--db", str(work / "desk.sqlite3"), *desk_clock_args()],
         stdout=(work / "desk.log").open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 90  # imports and migrations: seconds, more on a busy machine
     while time.monotonic() < deadline:
@@ -77,70 +82,144 @@ def start_desk(bootstrap: str, work: Path, port: int) -> subprocess.Popen[bytes]
     raise RuntimeError(f"the desk service did not start: {(work / 'desk.log').read_text()[-1500:]}")
 
 
+def describe_model(scorer: Any, registry: str) -> str:
+    """Which model decides, and where it comes from."""
+    from models.registry import Registry
+
+    if scorer is None:
+        return "none (the rules alone decide)"
+    where = (f"promoted in {registry}" if Registry(registry).promoted() == scorer.version
+             else "the packaged default")
+    return f"{scorer.version} ({where})"
+
+
+class _Stop(Exception):
+    """SIGTERM while the city runs on (Ctrl-C is KeyboardInterrupt)."""
+
+
 def run_demo(port: int = 0, metrics_port: int = 9410, keep: bool = False,
-             console: Console | None = None, persons: int = 3000, days: int = 3,
-             seed: int = 7, desk_port: int = 8070) -> int:
+             console: Console | None = None, persons: int = 1500, days: int = 6,
+             seed: int = 3, desk_port: int = 8070, speed: float = 600.0,
+             keep_days: int = 60) -> int:
+    from streams import feed
+    from streams.core import Core
+    from streams.decisions import load_model, load_rules, models_dir
+    from streams.progress import progress
+    from streams.replay import describe_figures, figures, replay
+    from streams.simulator.centre import LoopError, broker_loop
+    from streams.simulator.config import load as load_city
+    from streams.simulator.report import cny, plot_centre
+    from streams.simulator.run import ReplayWriter
+
     con = console or Console()
+    desk_port = desk_port or free_port()
     work = Path(tempfile.mkdtemp(prefix="zt-demo-"))
     broker = EmbeddedBroker(port=port or free_port(), log_path=work / "broker.log")
     worker: WorkerProcess | None = None
     desk: subprocess.Popen[bytes] | None = None
+    loop = None
+    # One model for every driver, resolved as the worker resolves it: the worker, the city's
+    # copy of the core and the replay check.
+    models = str(models_dir(None))
+    ruleset, scorer = load_rules("default"), load_model(models)
     try:
-        events = work / "city.jsonl"
-        with con.status(f"simulating a city of {persons:,} persons over {days} days"):
-            simulate_city(events, persons, days, seed)
-        con.print(f"city    {persons:,} persons, {days} days, seed {seed} -> {events}")
+        cfg = load_city(None, DEMO_CITY)
+        rate = cfg["fraud"]["episodes_per_100k_per_day"]
+        ratio = rate / load_city()["fraud"]["episodes_per_100k_per_day"]
+        con.print(f"city    {persons:,} persons, {days} days, seed {seed}, {rate:g} fraud episodes "
+                  f"per 100,000 persons a day ({ratio:.1f} times the default city's); rules "
+                  f"{ruleset.version}, model {describe_model(scorer, models)}", soft_wrap=True)
         t0 = time.monotonic()
         with con.status("starting the embedded broker"):
             broker.start()
         con.print(f"broker  [bold]{broker.bootstrap}[/] (Tansu, memory storage) "
-                  f"in {time.monotonic() - t0:.1f} s")
+                  f"in {time.monotonic() - t0:.1f} s", soft_wrap=True)
         with con.status("starting a worker (Faust app + lean lanes)"):
-            worker = WorkerProcess(broker.bootstrap, work / "worker.log", metrics_port=metrics_port)
-            worker.wait_ready()
-        con.print(f"worker  metrics at [bold]{worker.metrics_url}[/]  (log {worker.log})")
+            worker = WorkerProcess(broker.bootstrap, work / "worker.log", metrics_port=metrics_port,
+                                   args=("--models", models))
+            worker.wait_ready(60)
+        con.print(f"worker  metrics at [bold]{worker.metrics_url}[/]  (log {worker.log})", soft_wrap=True)
+        users = demo_users(cfg)
         with con.status("starting the desk service"):
-            desk = start_desk(broker.bootstrap, work, desk_port)
+            desk = start_desk(broker.bootstrap, work, desk_port, write_users(work / "users.toml", users))
+        districts = [n.removeprefix("desk-") for n, r, _ in users if r.startswith("desk:")]
+        banks = [r.removeprefix("bank:") for _, r, _ in users if r.startswith("bank:")]
         con.print(f"desk    [bold]http://127.0.0.1:{desk_port}/[/] for police desks and bank "
-                  f"liaisons; demo logins:\n{demo_logins()}")
+                  f"liaisons; logins: desk-<district> / {PASSWORDS['desk']} for "
+                  f"{', '.join(districts)}; bank-<bank> / {PASSWORDS['bank']} for "
+                  f"{', '.join(b.lower() for b in banks)}; ops / {PASSWORDS['ops']}", soft_wrap=True)
 
-        expected = replay(events, work / "replay-tasks.jsonl", ruleset=load_rules("default"))
+        feed.produce(broker.bootstrap, BAD_RECORDS)
+        sent = work / "city.jsonl"  # what the worker was sent, in that order: the replay check's
+        loop = broker_loop(persons, days + (keep_days if keep else 0), seed, broker.bootstrap,
+                           [worker.metrics_url], Core(ruleset=ruleset, scorer=scorer),
+                           overrides=DEMO_CITY)
+        writer = ReplayWriter(sent)
+        loop.link.sinks.append(writer)
+        started = time.monotonic()
+        with progress("city", "simulated hours", console=Console(stderr=True)) as bar:
+            def step(h: int, total: int, c: dict[str, int]) -> None:
+                bar.update(h, total, note=f"{c['tasks']} tasks answered, {c['waits']} waits "
+                                          "for the worker")
+
+            loop.run(days * 24, step)
+            if not keep:
+                loop.link.finish()
+        loop.link.prod.flush()
+        writer.close()
+        loop.link.sinks.remove(writer)
+        st = loop.link.stats
+        con.print(f"ran     {days * 24} h of the city through the broker in "
+                  f"{time.monotonic() - started:.0f} s: {sum(st.sent.values()):,} records "
+                  f"({st.sent['task-outcomes']:,} outcomes from the desks and banks), "
+                  f"{st.tasks:,} tasks answered, {st.waits:,} waits for the worker "
+                  f"({st.wait_s:.0f} s); {len(BAD_RECORDS)} deliberately invalid records first",
+                  soft_wrap=True)
+
+        expected = replay(sent, work / "replay-tasks.jsonl", ruleset=ruleset, scorer=scorer)
         want = sum(expected.tasks.values())
-        reference, traffic = split_sample(events)
-        traffic += BAD_RECORDS
-        with con.status("feeding the city through the broker"):
-            feed.produce(broker.bootstrap, reference)
-            persons_loaded = sum(1 for t, _ in reference if t == "registry")
-            worker.wait_metric("zt_reference_entries", persons_loaded, timeout=60, table="registry")
-            feed.produce(broker.bootstrap, traffic)
-        con.print(f"fed     {len(reference):,} reference records and {len(traffic):,} traffic "
-                  f"records ({len(BAD_RECORDS)} deliberately invalid)")
-        with con.status(f"waiting for {want} warning tasks"):
+        with con.status(f"reading the worker's {want} warning tasks"):
             raw = [m.value for m in feed.read_messages(broker.bootstrap, "warning-tasks",
                                                        until=want, timeout_s=120)]
         _print_tasks(con, [orjson.loads(r) for r in raw])
-        _print_figures(con, expected.figures)
-        dead = feed.read(broker.bootstrap, "dead-letter", timeout_s=5, idle_s=1.0)
-        for d in dead:
+        live = figures(loop.link.workers.ladder_stats())
+        con.print("[bold]the users' figures[/], from the worker's /metrics:")
+        for line in describe_figures(live):
+            con.print(f"  {line}", soft_wrap=True)
+        report = loop.report()
+        con.print(f"  losses (the city's truth): {cny(report['loss_without_pipeline_fen'])} CNY "
+                  f"without the pipeline, {cny(report['loss_with_pipeline_fen'])} CNY with it: "
+                  f"[bold]{cny(report['loss_prevented_fen'])} CNY prevented[/] "
+                  f"({report['loss_prevented_share']:.0%})" if report["loss_without_pipeline_fen"]
+                  else "  losses (the city's truth): none in this city", soft_wrap=True)
+        plot = work / "centre.png"
+        plot_centre(live, report, plot)
+        con.print(f"  plot -> {plot}", soft_wrap=True)
+        for d in feed.read(broker.bootstrap, "dead-letter", timeout_s=5, idle_s=1.0):
             con.print(f"dead-letter  {d['reason']}", soft_wrap=True)
         same = sorted(raw) == sorted((work / "replay-tasks.jsonl").read_bytes().splitlines())
+        same_figures = live == expected.figures
+        late = worker.metric("zt_records_late_total")
         con.print(f"replay of the same records gives the same tasks, byte for byte: "
-                  f"[bold]{'yes' if same else 'NO'}[/]")
-        _print_metrics(con, worker)
+                  f"[bold]{'yes' if same else 'NO'}[/]; the same figures: "
+                  f"[bold]{'yes' if same_figures else 'NO'}[/]; records late at the worker: "
+                  f"{late:.0f}", soft_wrap=True)
+        if st.missing or st.unexpected or st.unrouted:
+            con.print(f"tasks replay gives that the worker did not send: {len(st.missing)}; "
+                      f"sent by the worker, not by replay: {len(st.unexpected)}; outcomes the "
+                      f"worker could not route to a task: {st.unrouted}", soft_wrap=True)
+        ok = (same and len(raw) == want and not late and not st.missing and not st.unexpected
+              and not st.unrouted)
         if keep:
-            con.print("running until Ctrl-C (broker "
-                      f"{broker.bootstrap}, metrics {worker.metrics_url}, desk "
-                      f"http://127.0.0.1:{desk_port}/)")
-            stop = threading.Event()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: stop.set())
-            stop.wait()
-        return 0 if same and len(raw) == want else 1
-    except (BrokerError, TimeoutError, RuntimeError) as e:
-        con.print(f"[bold red]demo failed:[/] {e}")
+            _keep(con, loop, days, speed, desk_port, worker)
+        return 0 if ok else 1
+    except (BrokerError, TimeoutError, RuntimeError, LoopError, OSError) as e:
+        con.print(f"[bold red]demo failed:[/] {e}", soft_wrap=True)
         return 1
     finally:
         with con.status("shutting down"):
+            if loop is not None:
+                loop.close()
             if desk is not None:
                 desk.terminate()
                 try:
@@ -151,6 +230,34 @@ def run_demo(port: int = 0, metrics_port: int = 9410, keep: bool = False,
                 worker.stop()
             broker.stop()
         con.print("stopped: desk service, worker, broker")
+
+
+def _keep(con: Console, loop: Any, days: int, speed: float, desk_port: int,
+          worker: WorkerProcess) -> None:
+    """The city goes on, at ``speed`` simulated seconds a second, until Ctrl-C or SIGTERM."""
+    def stop(*_: Any) -> None:
+        raise _Stop
+
+    signal.signal(signal.SIGTERM, stop)
+    link = loop.link
+    link.strict, link.speed = False, speed  # a visitor's outcomes may change what the worker does
+    con.print(f"the city goes on at {speed:g}x (a simulated day in {86_400 / speed / 60:.0f} min): "
+              f"new tasks arrive at http://127.0.0.1:{desk_port}/ and the worker's figures move at "
+              f"{worker.metrics_url}; Ctrl-C stops", soft_wrap=True)
+    hours = loop.city.days * 24
+    try:
+        for h in range(days * 24 + 1, hours + 1):
+            loop.run(h)
+            if h % 6 == 0:
+                f = worker.metric
+                con.print(f"  {loop.city.clock.fmt(loop.city.clock.t0 + h * 3_600_000)[:16]}  "
+                          f"tasks {f('zt_tasks_emitted_total'):,.0f}, outcomes "
+                          f"{f('zt_outcomes_total'):,.0f}, held "
+                          f"{f('zt_funds_fen_total', kind='held') / 100:,.0f} CNY, stopped "
+                          f"{f('zt_funds_fen_total', kind='stopped') / 100:,.0f} CNY", soft_wrap=True)
+        con.print("the city has reached its last day")
+    except (KeyboardInterrupt, _Stop):
+        con.print("stopping")
 
 
 # What a feed can get wrong; the demo shows where it goes (dead-letter, with the reason).
@@ -166,17 +273,9 @@ BAD_RECORDS: list[tuple[str, bytes]] = [
 ]
 
 
-def _print_figures(con: Console, f: dict[str, float]) -> None:
-    con.print(
-        f"figures: warned {f['warned_persons']:,.0f} people; {f['calls']:,.0f} calls, "
-        f"{f['visits']:,.0f} visits, {f['holds']:,.0f} holds ({f['hold_requested_cny']:,.0f} CNY), "
-        f"{f['stop_payments']:,.0f} stop-payments ({f['stop_requested_cny']:,.0f} CNY)"
-        + ("; no desk answers in this demo, so overdue calls escalate to visits"
-           if f["calls"] else ""), soft_wrap=True)
-
-
 def _print_tasks(con: Console, tasks: list[dict], show: int = 12) -> None:
-    con.print(f"[bold]{len(tasks)} warning tasks[/] on warning-tasks; the first {min(show, len(tasks))}:")
+    con.print(f"[bold]{len(tasks)} warning tasks[/] on warning-tasks; the first "
+              f"{min(show, len(tasks))}:", soft_wrap=True)
     for t in sorted(tasks, key=lambda t: t["created_time"])[:show]:
         con.print(f"  {t['created_time']}  [bold]{t['action']}[/] priority {t['priority']}  "
                   f"district {t['district']}  person {t['person_id']}  "
@@ -186,15 +285,3 @@ def _print_tasks(con: Console, tasks: list[dict], show: int = 12) -> None:
                   f"due {t['due_time'][11:19]}  id {t['task_id']}", soft_wrap=True)
         for r in t["reasons"]:
             con.print(f"      {r['code']}: {r['detail']}", soft_wrap=True)
-
-
-def _print_metrics(con: Console, worker: WorkerProcess) -> None:
-    names = ("zt_records_consumed_total", "zt_records_rejected_total", "zt_tasks_emitted_total",
-             "zt_event_to_task_seconds_count", "zt_event_to_task_seconds_sum")
-    got = {n: worker.metric(n) for n in names}
-    mean = got["zt_event_to_task_seconds_sum"] / max(got["zt_event_to_task_seconds_count"], 1)
-    con.print(f"metrics: consumed {got['zt_records_consumed_total']:.0f}, rejected "
-              f"{got['zt_records_rejected_total']:.0f}, tasks {got['zt_tasks_emitted_total']:.0f}, "
-              f"mean event-to-task {mean * 1000:.0f} ms (the city is fed in bulk: records wait "
-              "behind the backlog, the last ones for the idle flush; `zt bench` measures a live "
-              "feed)")

@@ -25,6 +25,7 @@ import orjson
 
 from streams import contract
 from streams.core import Core, CoreConfig, PersonSide, StageEvent
+from streams.eventtime import to_ms
 from streams.heap import replay_heap
 from streams.ladder import LadderStats
 from streams.reference import Reference
@@ -75,6 +76,37 @@ def open_events(path: Path) -> IO[bytes]:
 
 
 _INPUT_TOPICS = frozenset(contract.INPUT_TOPICS)
+DAY_MS = 86_400_000
+
+
+def span_days(path: Path, probe: int = 1 << 16) -> float | None:
+    """Days between the first and the last record of a plain replay file, from a look at its
+    head and tail (a file in event-time order, as the simulator writes it); None when it cannot
+    tell cheaply (gzip, no valid time in either end). For the checks a command makes before a
+    long pass: a file shorter than a warm-up."""
+    if path.suffix == ".gz":
+        return None
+    try:
+        with path.open("rb") as f:
+            head = f.read(probe)
+            f.seek(max(f.seek(0, os.SEEK_END) - probe, 0))
+            tail = f.read(probe)
+    except OSError:
+        return None
+
+    def times(chunk: bytes) -> list[int]:
+        out = []
+        for line in chunk.splitlines()[1:-1] or chunk.splitlines():
+            try:
+                out.append(to_ms(orjson.loads(line)["value"]["event_time"]))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+        return out
+
+    first, last = times(head), times(tail)
+    if not first or not last:
+        return None
+    return (max(last) - min(first)) / DAY_MS
 
 
 def parse_line(line: bytes, lineno: int) -> tuple[str, Any, str | None]:
@@ -508,12 +540,14 @@ def _failure(conns: list[Any]) -> ReplayError:
 
 
 def figures(stats: Any) -> dict[str, float]:
-    """The figures the users report (DOMAIN.md), from the ladder's counters."""
+    """The figures the users report (DOMAIN.md), from the ladder's counters (``LadderStats``:
+    replay's own, or the workers', read back from their metrics). A rate nobody was judged for
+    is None, not a number."""
     def total(name: str, **match: str) -> float:
         return sum(v for (n, labels), v in stats.counts.items() if n == name
                    and all(x in labels for x in match.values()))
 
-    out: dict[str, float] = {
+    out: dict[str, float | None] = {
         "warnings": total("warnings"),
         "calls": total("warnings", action="call"),
         "visits": total("warnings", action="visit"),
@@ -523,6 +557,11 @@ def figures(stats: Any) -> dict[str, float]:
         "stop_requested_cny": total("funds_fen", kind="stop_payment_requested") / 100,
         "held_cny": total("funds_fen", kind="held") / 100,
         "stopped_cny": total("funds_fen", kind="stopped") / 100,
+        "outcomes": total("outcomes"),
+        "dissuaded": total("outcomes", result="dissuaded"),
+        "visited": total("outcomes", result="visited"),
+        "held": total("outcomes", result="held"),
+        "stopped": total("outcomes", result="stopped"),
         "warned_persons": total("warned_persons"),
         "sla_breaches": total("sla_breaches"),
         "defrauded_after_warning": total("defrauded_after_warning"),
@@ -532,9 +571,49 @@ def figures(stats: Any) -> dict[str, float]:
     for window in ("24h", "72h"):
         judged = total("zero_transfer_judged", window=window)
         out[f"zero_transfer_rate_{window}"] = (total("zero_transfer_kept", window=window) / judged
-                                              if judged else float("nan"))
+                                              if judged else None)
         out[f"zero_transfer_judged_{window}"] = judged
-    return out
+    return out  # type: ignore[return-value]
+
+
+def describe_figures(f: dict[str, Any]) -> list[str]:
+    """The users' figures in plain words, saying only what the records let one know."""
+    from streams.ladder import Policy
+
+    policy = Policy.load()
+    if not f.get("warnings"):
+        return ["no warning task: nobody was warned"]
+    lines = [f"warned {f['warned_persons']:,.0f} people: {f['calls']:,.0f} dissuasion calls, "
+             f"{f['visits']:,.0f} visits, {f['holds']:,.0f} holds ({f['hold_requested_cny']:,.0f} "
+             f"CNY asked), {f['stop_payments']:,.0f} stop-payments ({f['stop_requested_cny']:,.0f} "
+             "CNY asked)"]
+    if f.get("outcomes"):
+        lines.append(
+            f"desks and banks answered {f['outcomes']:,.0f} tasks: {f['dissuaded']:,.0f} people "
+            f"dissuaded on the phone, {f['visited']:,.0f} visited; {f['held']:,.0f} holds took effect "
+            f"({f['held_cny']:,.0f} CNY held), {f['stopped']:,.0f} stop-payments "
+            f"({f['stopped_cny']:,.0f} CNY stopped)")
+    else:
+        lines.append("no outcome in these records: nobody answered the tasks, so nothing is "
+                     "known held or stopped, and unanswered calls escalated to visits")
+    limits = ", ".join(f"{a.replace('_', '-')} {s // 60:g} min"
+                       for a, s in policy.time_limits_s.items())
+    lines.append(f"SLA breaches {f['sla_breaches']:,.0f}: tasks with no outcome by their due "
+                 f"time ({limits})")
+    grace = policy.confirmation_grace_hours
+    for window in ("24h", "72h"):
+        judged, rate = f[f"zero_transfer_judged_{window}"], f[f"zero_transfer_rate_{window}"]
+        hours = int(window[:-1])
+        if judged:
+            lines.append(f"zero-transfer rate {window}: {rate:.3f} of {judged:,.0f} people judged "
+                         f"(no transfer to a confirmed fraud account within {hours} h of their "
+                         "first warning)")
+        else:
+            lines.append(f"zero-transfer rate {window}: nobody judged yet (a warned person is "
+                         f"judged {hours + grace:g} h after the first warning)")
+    lines.append(f"defrauded after a warning {f['defrauded_after_warning']:,.0f}; case reports "
+                 f"{f['case_reports']:,.0f} ({f['case_losses_cny']:,.0f} CNY reported lost)")
+    return lines
 
 
 LINES_PER_READ = 1 << 20  # bytes of lines a read returns (readlines' hint): a few thousand lines

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -66,19 +65,6 @@ def test_bootstrap_setting_precedence(tmp_path: Path, monkeypatch: pytest.Monkey
     assert settings.load(bootstrap="flag:9092").bootstrap == "flag:9092"
     with pytest.raises(FileNotFoundError):
         settings.load(config=str(tmp_path / "missing.toml"))
-
-
-def test_demo_runs_the_whole_loop_and_agrees_with_replay():
-    started = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "streams.cli", "demo", "--metrics-port", str(free_port()),
-                        "--desk-port", str(free_port()), "--persons", "1500", "--days", "2"],
-                       capture_output=True, text=True, timeout=180)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "warning tasks on warning-tasks" in r.stdout
-    assert "byte for byte: yes" in r.stdout
-    assert "stopped: desk service, worker, broker" in r.stdout
-    assert "desk    http://127.0.0.1:" in r.stdout and "dead-letter" in r.stdout
-    assert time.monotonic() - started < 170
 
 
 def test_kill_9_of_zt_broker_leaves_no_tansu_holding_the_port():

@@ -116,7 +116,7 @@ def zt(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_exits_zero_with_rejects_and_prints_a_summary(tmp_path: Path):
-    r = zt("replay", str(SAMPLE), "--out", str(tmp_path / "t.jsonl"), "--quiet")
+    r = zt("replay", str(SAMPLE), "--out", str(tmp_path / "t.jsonl"), "--quiet", "--models", "none")
     assert r.returncode == 0, r.stderr
     assert "tasks: call 3," in r.stdout
     assert "rejected: 3 ->" in r.stdout and "t.dead-letter.jsonl" in r.stdout

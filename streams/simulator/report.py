@@ -65,6 +65,7 @@ def loop_report(city: City, base: City, responder: Responder) -> dict[str, Any]:
         "stop_payments": oc.get("stop_payment:stopped", 0),
         "stopped_fen": responder.amounts["stopped_fen"],
         "stops_on_honest_accounts": responder.false_stops,
+        "desk_waits": responder.desk_waits,  # calls and visits that waited for a busy desk
         "victims_reached": len(warned),
         "zero_transfer_rate": round(len(zero) / len(warned), 3) if warned else None,
         "defrauded_after_warning": len(warned) - len(zero),
@@ -214,6 +215,51 @@ def plot_episode(city: City, responder: Responder, path: str | Path, ep: Any = N
     if ep.warned < NEVER:
         title += f", reached by a desk after {h(ep.warned):.1f} h"
     ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_centre(f: dict[str, Any], r: dict[str, Any], path: str | Path) -> None:
+    """The anti-fraud centre's figures (``f``: the workers' or replay's, see
+    ``streams.replay.figures``) beside the city's losses with and without it (``r``:
+    ``loop_report``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(14, 4.5))
+    names = ["dissuasion\ncalls", "visits", "holds", "stop-\npayments"]
+    asked = [f["calls"], f["visits"], f["holds"], f["stop_payments"]]
+    done = [f["dissuaded"], f["visited"], f["held"], f["stopped"]]
+    x = range(len(names))
+    a.bar([i - 0.2 for i in x], asked, width=0.4, color="#48a", label="tasks")
+    a.bar([i + 0.2 for i in x], done, width=0.4, color="#2a2",
+          label="done: dissuaded on the phone / visited / held / stopped")
+    a.set_xticks(list(x), names)
+    a.set_title(f"warning tasks: {f['warned_persons']:,.0f} people warned")
+    a.legend(fontsize=8)
+    money = [("hold\nasked", f["hold_requested_cny"], "#48a"), ("held", f["held_cny"], "#2a2"),
+             ("stop\nasked", f["stop_requested_cny"], "#48a"), ("stopped", f["stopped_cny"], "#2a2"),
+             ("losses\nwithout", r["loss_without_pipeline_fen"] / 100, "#c44"),
+             ("losses\nwith", r["loss_with_pipeline_fen"] / 100, "#e99")]
+    b.bar([m[0] for m in money], [m[1] for m in money], color=[m[2] for m in money])
+    b.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    b.set_title(f"CNY: losses prevented {r['loss_prevented_fen'] / 100:,.0f}")
+    windows = ["24h", "72h"]
+    rates = [f[f"zero_transfer_rate_{w}"] or 0 for w in windows]
+    bars = c.bar(windows, rates, color="#2a2")
+    for bar, w in zip(bars, windows, strict=True):
+        judged = f[f"zero_transfer_judged_{w}"]
+        c.annotate(f"{judged:,.0f} judged" if judged else "none judged yet",
+                   (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
+                   va="bottom", fontsize=9)
+    c.set_ylim(0, 1.1)
+    c.set_title("zero-transfer rate after a first warning")
+    fig.suptitle(f"The anti-fraud centre at work: {r['persons']:,} persons, {r['days']} days, "
+                 f"seed {r['seed']}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,19 +1,26 @@
-"""The closed loop: the city's records go to the decision core as they happen, and its warning
-tasks are answered by simulated police desks, banks and people, with realistic delays.
+"""The closed loop: the city's records go to a pipeline as the feeds send them, and its warning
+tasks are answered by simulated police desks, bank liaisons and people, with realistic delays.
 
 * a dissuasion call reaches the person or not (age, and police-impersonation victims told to
   answer nobody); a reached victim is dissuaded with a chance by fraud type, age and timing;
-  unreached people wait for a visit, if the core asks for one;
+  unreached people wait for a visit, if the pipeline asks for one;
+* a district's desk works its calls and visits one after another, at the capacity the policy
+  gives it (``district_capacity_per_hour``): a burst of tasks waits for the desk;
 * a hold works only while the transfer is still ``initiated``; it also puts the payer under
   temporary protective measures (non-counter payments refused for a day);
 * a stop-payment recovers only what the mule account has not yet moved on.
 
-Outcomes are emitted as ``task-outcomes`` records and fed back to the core. Running the same seed
-without the loop gives the counterfactual city.
+``Responder`` is that side of the loop, written once; the pipeline is a driver's: ``CoreLink``
+(this module) runs the decision core in this process, ``streams.simulator.centre`` runs the live
+workers over the broker. Both give the responder the tasks at the same moment of the city's
+event time (when the record that lets the pipeline decide them is sent), so one seed gives one
+city either way. Outcomes are emitted as ``task-outcomes`` records in the city's event time.
+Running the same seed without a pipeline gives the counterfactual city.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -21,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from streams.contract import INPUT_TOPICS
+from streams.core import availability_ms
 from streams.eventtime import parse
+from streams.topics import HIGH_VOLUME
 
 from .clock import HOUR, MINUTE, SECOND
 from .fraud import NEVER, Episode
@@ -30,18 +39,68 @@ from .numbers import WARNING_LINE
 if TYPE_CHECKING:
     from .city import City
 
+Out = Callable[[int, str, dict[str, Any]], None]
 
-def _record(task: Any) -> dict[str, Any]:
+
+def task_record(task: Any) -> dict[str, Any]:
     """Tasks may come as the core's objects or as contract dicts."""
     return task.to_record() if hasattr(task, "to_record") else dict(task)
 
 
+class FeedOrder:
+    """The city's records in the order the feeds send them: a carrier sends a call record once
+    the call has ended (the contract stamps it with its start), everything else as it happens.
+
+    A sink of the city's engine; ``out(now, topic, record)`` gets each record, ``now`` being the
+    city's time when it is sent (for a call, the time of the first record at or after its end).
+    A pipeline fed so never sees a call before it could exist, and a worker's watermark never
+    runs ahead of the city (nothing sent is available later than the city's now).
+    """
+
+    def __init__(self, out: Out):
+        self.out = out
+        self._calls: list[tuple[int, int, dict[str, Any]]] = []  # (end, order, record)
+        self._n = 0
+        self.now = -(2**62)
+
+    def __call__(self, t: int, topic: str, record: dict[str, Any]) -> None:
+        self.release(t)
+        if topic == "calls":
+            end = availability_ms(topic, record, t)
+            if end > t:
+                heapq.heappush(self._calls, (end, self._n, record))
+                self._n += 1
+                return
+        self.out(t, topic, record)
+
+    def release(self, now: int) -> None:
+        """Send the calls that have ended by ``now``."""
+        self.now = max(self.now, now)
+        calls = self._calls
+        while calls and calls[0][0] <= now:
+            self.out(self.now, "calls", heapq.heappop(calls)[2])
+
+    def release_all(self) -> None:
+        """The end of the run: calls still going on are sent as they stand."""
+        while self._calls:
+            self.out(self.now, "calls", heapq.heappop(self._calls)[2])
+
+
 class Responder:
-    def __init__(self, city: City, core: Any, rng: np.random.Generator):
+    """Desks, bank liaisons and people: ``on_task(t, task)`` at the city's time ``t`` when the
+    pipeline's task reaches them; the rest happens in the city's event time."""
+
+    def __init__(self, city: City, rng: np.random.Generator,
+                 capacity_per_hour: dict[str, int] | None = None):
         self.city = city
-        self.core = core
         self.rng = rng
         self.cfg = city.cfg["respond"]
+        if capacity_per_hour is None:
+            from streams.ladder import Policy
+
+            capacity_per_hour = Policy.load().district_capacity_per_hour
+        self.capacity = capacity_per_hour
+        self.desk_free: dict[str, int] = {}  # district -> when its desk is free again
         self.tasks: list[dict[str, Any]] = []
         self.outcomes: Counter[str] = Counter()
         self.amounts: Counter[str] = Counter()
@@ -49,10 +108,11 @@ class Responder:
         self._seen: set[str] = set()
         self.warned_persons: dict[int, int] = {}  # person -> first time a desk reached them
         self.false_stops = 0
-        city.engine.sinks.append(self.on_record)
+        self.desk_waits = 0  # calls and visits that waited for a busy desk
+        city.engine.sinks.append(self._track)
         city.engine.filters.append(self.on_before)
 
-    # --- the pipeline's side -----------------------------------------------------------------
+    # --- the city's side -------------------------------------------------------------------------
     def on_before(self, t: int, topic: str, value: dict[str, Any]) -> None:
         """A transfer whose hold took effect ends ``held`` instead of ``completed``."""
         if topic == "transactions" and value["status"] == "completed":
@@ -60,20 +120,12 @@ class Responder:
             if h is not None and h <= t:
                 value["status"] = "held"
 
-    def on_record(self, t: int, topic: str, record: dict[str, Any]) -> None:
+    def _track(self, t: int, topic: str, record: dict[str, Any]) -> None:
         if topic == "transactions":
             if record["status"] == "initiated":
                 self.pending[record["txn_id"]] = t
             else:
                 self.pending.pop(record["txn_id"], None)
-        if topic in INPUT_TOPICS:
-            for task in self.core.feed(topic, record):
-                self.on_task(t, _record(task))
-
-    def flush(self) -> None:
-        t = self.city.engine.now
-        for task in self.core.finish():
-            self.on_task(t, _record(task))
 
     def on_task(self, t: int, task: dict[str, Any]) -> None:
         if task["task_id"] in self._seen:
@@ -81,8 +133,8 @@ class Responder:
         self._seen.add(task["task_id"])
         self.tasks.append(task)
         rng, c, eng = self.rng, self.cfg, self.city.engine
-        # A call record is emitted at the call's start (its event time) but carries its duration:
-        # nobody may act on a task before the moment its evidence really existed.
+        # A call record carries its duration: nobody may act on a task before the moment its
+        # evidence really existed.
         t = max(t, parse(task["created_time"]).ms)
         action = task["action"]
         if action == "call":
@@ -98,6 +150,19 @@ class Responder:
         elif action == "stop_payment":
             d = c["stop_delay_min_median"] * np.exp(c["stop_delay_sigma"] * rng.standard_normal())
             eng.at(t + int(max(d, 1) * MINUTE), self.stop, task)
+
+    def _desk_busy(self, t: int, task: dict[str, Any], act: Callable[..., None]) -> bool:
+        """A district's desk works one task at a time, ``capacity`` an hour: if it is busy, the
+        task waits for it (and True is returned)."""
+        district = task["district"]
+        free = self.desk_free.get(district, t)
+        if free > t:
+            self.desk_waits += 1
+            self.city.engine.at(free, act, task)
+            return True
+        per_hour = self.capacity.get(district, self.capacity.get("default", 30))
+        self.desk_free[district] = t + HOUR // max(per_hour, 1)
+        return False
 
     # --- desks and people ----------------------------------------------------------------------
     def _person(self, task: dict[str, Any]) -> int:
@@ -144,6 +209,8 @@ class Responder:
             ep.stopped_until = NEVER
 
     def desk_call(self, t: int, task: dict[str, Any]) -> None:
+        if self._desk_busy(t, task, self.desk_call):
+            return
         city, c, rng = self.city, self.cfg, self.rng
         person = self._person(task)
         actor = f"desk:{task['district']}"
@@ -176,6 +243,8 @@ class Responder:
             self._outcome(t_end, task, actor, "refused")
 
     def visit(self, t: int, task: dict[str, Any]) -> None:
+        if self._desk_busy(t, task, self.visit):
+            return
         city, c, rng = self.city, self.cfg, self.rng
         person = self._person(task)
         actor = f"desk:{task['district']}"
@@ -252,6 +321,63 @@ class Responder:
             self._outcome(t, task, actor, "stopped", got)
         else:
             self._outcome(t, task, actor, "failed", note="funds already moved on")
+
+
+class Handover:
+    """When a pipeline's tasks reach the desks: once the pipeline could have decided them, that
+    is once traffic (calls, transactions) ``lateness_ms`` past a task's creation has been sent,
+    for a worker's watermark follows its traffic. Tasks wait here in the order they were made."""
+
+    def __init__(self, lateness_ms: int):
+        self.lateness = lateness_ms
+        self.waiting: list[tuple[int, dict[str, Any]]] = []  # (created, task record)
+
+    def add(self, tasks: list[Any]) -> None:
+        for task in tasks:
+            rec = task_record(task)
+            self.waiting.append((parse(rec["created_time"]).ms, rec))
+
+    def ready(self, topic: str, record: dict[str, Any]) -> list[dict[str, Any]]:
+        """The tasks a record just sent lets the pipeline decide (in the order they were made)."""
+        if topic not in HIGH_VOLUME or not self.waiting:
+            return []
+        by = parse(record["event_time"]).ms - self.lateness
+        out = [rec for created, rec in self.waiting if created <= by]
+        if out:
+            self.waiting = [(c, rec) for c, rec in self.waiting if c > by]
+        return out
+
+    def rest(self) -> list[dict[str, Any]]:
+        out, self.waiting = [rec for _, rec in self.waiting], []
+        return out
+
+
+class CoreLink:
+    """The in-process pipeline: the city's records, as the feeds send them, through a decision
+    core (``feed(topic, value) -> tasks``, ``finish() -> tasks``); its tasks to the responder."""
+
+    def __init__(self, city: City, core: Any, responder: Responder):
+        self.city = city
+        self.core = core
+        self.responder = responder
+        config = getattr(core, "config", None)
+        self.handover = Handover(getattr(config, "lateness_ms", 200))
+        self.order = FeedOrder(self._feed)
+        city.engine.sinks.append(self.order)
+
+    def _feed(self, now: int, topic: str, record: dict[str, Any]) -> None:
+        if topic in INPUT_TOPICS:
+            self.handover.add(self.core.feed(topic, record))
+            for task in self.handover.ready(topic, record):
+                self.responder.on_task(now, task)
+
+    def finish(self) -> None:
+        """The end of the run: what the core still holds is decided (too late to act on)."""
+        self.order.release(self.city.engine.now)
+        self.order.release_all()
+        self.handover.add(self.core.finish())
+        for task in self.handover.rest():
+            self.responder.on_task(self.city.engine.now, task)
 
 
 def null_core() -> Callable[[], Any]:

@@ -78,6 +78,13 @@ def simulate(persons: int, days: int, seed: int, out: str | Path,
     return RunResult(city.engine.emitted, dict(writer.counts), city)
 
 
+def responder_rng(seed: int) -> Any:
+    """The desks', banks' and people's own draws: the same in every driver of the loop."""
+    from .city import generator
+
+    return generator(seed, 9)
+
+
 def closed_loop(persons: int, days: int, seed: int, out: str | Path | None,
                 core_factory: Callable[[], Any], truth: str | Path | None = None,
                 config: str | Path | None = None, overrides: dict[str, Any] | None = None,
@@ -85,7 +92,7 @@ def closed_loop(persons: int, days: int, seed: int, out: str | Path | None,
     """Run the city twice from the same seed: without the pipeline (the counterfactual) and with
     the core and the simulated desks and banks answering its tasks; report what users report."""
     from .report import loop_report
-    from .respond import Responder
+    from .respond import CoreLink, Responder
 
     def phase(label: str) -> Progress | None:
         if progress is None:
@@ -95,13 +102,12 @@ def closed_loop(persons: int, days: int, seed: int, out: str | Path | None,
     base = build_city(persons, days, seed, config, overrides, scenario)
     run_city(base, [], phase("off"))
     city = build_city(persons, days, seed, config, overrides, scenario)
-    from .city import generator
-
-    responder = Responder(city, core_factory(), generator(seed, 9))
+    responder = Responder(city, responder_rng(seed))
+    link = CoreLink(city, core_factory(), responder)
     writer = ReplayWriter(out) if out is not None else None
     try:
         run_city(city, [writer] if writer else [], phase("on"))
-        responder.flush()
+        link.finish()
     finally:
         if writer:
             writer.close()
