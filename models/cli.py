@@ -66,12 +66,13 @@ def train(
     from streams.progress import wide
     from streams.replay import ReplayError, span_days
 
-    _events(events)
-    days = span_days(events)
-    if days is not None and -(-days // 1) < warmup_days + maturity_days + 2:
-        _fail(f"{events} covers {days:.1f} days: too few to train on after a warm-up of "
-              f"{warmup_days} and {maturity_days} maturity days (3 days at least must remain); "
-              "simulate more days, or lower --warmup-days / --maturity-days")
+    for path in events:
+        _events(path)
+        days = span_days(path)
+        if days is not None and -(-days // 1) < warmup_days + maturity_days + 2:
+            _fail(f"{path} covers {days:.1f} days: too few to train on after a warm-up of "
+                  f"{warmup_days} and {maturity_days} maturity days (3 days at least must "
+                  "remain); simulate more days, or lower --warmup-days / --maturity-days")
     reg = Registry(registry)
     cfg = TrainConfig(seed=seed, capacity=capacity, warmup_days=warmup_days,
                       maturity_days=maturity_days)

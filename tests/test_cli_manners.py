@@ -62,7 +62,7 @@ def test_a_missing_file_is_one_line_saying_what_to_give(tmp_path: Path) -> None:
     missing = str(tmp_path / "missing.jsonl")
     one_line_error(zt("train", "--events", missing, "--registry", str(tmp_path / "reg")),
                    "does not exist", "give --events a replay file")
-    one_line_error(zt("evaluate", "--events", missing, "--registry", str(tmp_path / "reg")),
+    one_line_error(zt("models", "evaluate", "--events", missing, "--registry", str(tmp_path / "reg")),
                    "does not exist", "give --events")
     one_line_error(zt("replay", missing, "--out", str(tmp_path / "t.jsonl")), "does not exist")
     one_line_error(zt("rules", "test", RULES, "--events", missing), "does not exist")
@@ -93,7 +93,7 @@ def test_a_file_shorter_than_the_warm_up_is_refused_before_the_work(short_city: 
 
 
 def test_no_model_to_evaluate_is_one_line(hot_city: Path, tmp_path: Path) -> None:
-    one_line_error(zt("evaluate", "--events", str(hot_city), "--registry", str(tmp_path / "empty")),
+    one_line_error(zt("models", "evaluate", "--events", str(hot_city), "--registry", str(tmp_path / "empty")),
                    "no model is promoted", "zt train")
 
 
@@ -132,7 +132,7 @@ def test_train_and_evaluate_log_progress_and_keep_numbers_whole(hot_city: Path,
     assert "fit transfer" in r.stderr  # each step is said as it starts
     assert "20,000 of" in r.stderr  # and the replay's progress in between
     assert "…" not in r.stdout and "PR-AUC" in r.stdout
-    r = zt("evaluate", "--events", str(hot_city), "--registry", reg, "--model", "latest",
+    r = zt("models", "evaluate", "--events", str(hot_city), "--registry", reg, "--model", "latest",
            "--out", str(tmp_path / "eval"))
     assert r.returncode == 0, r.stderr
     assert "replay: started" in r.stderr and "replay: done" in r.stderr
