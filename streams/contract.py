@@ -171,11 +171,12 @@ def explain(topic: str, value: Any) -> str:
 
 
 def _time_problem(topic: str, value: dict[str, Any]) -> str | None:
+    inside = topic not in TIME_FIELDS  # an input record's times: a margin inside the years
     for field in TIME_FIELDS.get(topic, ("event_time",)):
         text = value.get(field)
         if text is None:
             continue
-        problem = _time_text_problem(text)
+        problem = _time_text_problem(text, inside)
         if problem:
             return f"{topic}: {field}: {text!r} {problem}"
     return None
@@ -184,9 +185,10 @@ def _time_problem(topic: str, value: dict[str, Any]) -> str | None:
 # The local times (milliseconds, as if UTC) from the first day of MIN_YEAR to the last of MAX_YEAR.
 _LOCAL_FROM_MS = (datetime(MIN_YEAR, 1, 1) - datetime(1970, 1, 1)) // timedelta(milliseconds=1)
 _LOCAL_UNTIL_MS = (datetime(MAX_YEAR + 1, 1, 1) - datetime(1970, 1, 1)) // timedelta(milliseconds=1)
+_DAY_MS = 86_400_000
 
 
-def _time_text_problem(text: str) -> str | None:
+def _time_text_problem(text: str, inside: bool = False) -> str | None:
     if isinstance(text, str) and (
             text[-1:] == "Z" or (text[-6:-5] in ("+", "-") and text[-3:-2] == ":")):
         # An offset of whole minutes (what the schemas' pattern allows): the event time parser,
@@ -196,7 +198,7 @@ def _time_text_problem(text: str) -> str | None:
             t = parse(text)
         except ValueError:
             return _any_time_text_problem(text)
-        return None if _in_years(t) else f"is outside the years {MIN_YEAR}-{MAX_YEAR}"
+        return None if _in_years(t, inside) else f"is outside the years {MIN_YEAR}-{MAX_YEAR}"
     return _any_time_text_problem(text)
 
 
@@ -224,9 +226,10 @@ def validate(topic: str, value: Any) -> dict[str, Any]:
     # The schema has matched each time field against its RFC 3339 pattern (every time field of
     # the contract has it: tests/test_contract.py): what is left to know is whether the time
     # exists (no "2026-13-45") and lies in the years, which parsing it tells.
+    inside = topic not in TIME_FIELDS
     for field in TIME_FIELDS.get(topic, _EVENT_TIME):
         text = value.get(field)
-        if text is not None and not _time_ok(text):
+        if text is not None and not _time_ok(text, inside):
             raise ContractError(topic, _time_problem(topic, value) or f"{topic}: {field}: invalid")
     return value
 
@@ -234,17 +237,24 @@ def validate(topic: str, value: Any) -> dict[str, Any]:
 _EVENT_TIME = ("event_time",)
 
 
-def _time_ok(text: str) -> bool:
+def _time_ok(text: str, inside: bool = False) -> bool:
     """A time the pattern admits: whether it exists and lies in MIN_YEAR-MAX_YEAR, locally."""
     try:
-        return _in_years(parse(text))
+        return _in_years(parse(text), inside)
     except ValueError:
         return False
 
 
-def _in_years(t: EventTime) -> bool:
-    """Whether a time's local year (its milliseconds shifted by its offset) is a contract year."""
-    return _LOCAL_FROM_MS <= t.ms + t.offset_min * 60_000 < _LOCAL_UNTIL_MS
+def _in_years(t: EventTime, inside: bool = False) -> bool:
+    """Whether a time's local year (its milliseconds shifted by its offset) is a contract year;
+    ``inside`` (an input record's time): also its instant a day after their start and a month
+    before their end, so a task about it, written in another offset (its episode's) and up to
+    days later (escalations, legal clocks), is in the years too (the fuzzer found a call at
+    1971-01-01T00:00+23:59 whose task would have been in 1970)."""
+    ms = t.ms
+    if not _LOCAL_FROM_MS <= ms + t.offset_min * 60_000 < _LOCAL_UNTIL_MS:
+        return False
+    return not inside or _LOCAL_FROM_MS + _DAY_MS <= ms < _LOCAL_UNTIL_MS - 31 * _DAY_MS
 
 
 def check(topic: str, raw: bytes | str) -> Checked:

@@ -138,3 +138,14 @@ def test_reason_classes_are_few_and_stable():
     assert contract.reason_class("calls: event_time: 'x' is not a valid RFC 3339 time") == "bad_time"
     assert contract.reason_class("replay line 3: topic x is not an input topic of the contract") == \
         "bad_envelope"
+
+
+def test_a_time_on_the_edge_of_the_years_is_refused_so_no_task_about_it_leaves_them():
+    from streams.contract import check_value
+
+    record = dict(contract.example("calls"))
+    for edge in ("1971-01-01T00:00:00+23:59", "2999-12-31T23:59:59.999-23:59",
+                 "2999-12-15T00:00:00Z"):
+        got = check_value("calls", {**record, "event_time": edge})
+        assert not got.ok and "outside the years 1971-2999" in (got.reason or "")
+    assert check_value("calls", {**record, "event_time": "1971-01-02T23:59:00+23:59"}).ok

@@ -166,7 +166,8 @@ text = st.text(min_size=1, max_size=20)
 @st.composite
 def event_time(draw: st.DrawFn) -> str:
     if draw(st.integers(0, 19)) == 0:  # the contract's extremes, now and then
-        return draw(st.sampled_from(["1971-01-01T00:00:00+23:59", "2999-12-31T23:59:59.999-23:59",
+        # (inside the years by a day and a month: a task about it stays in them too)
+        return draw(st.sampled_from(["1971-01-02T23:59:00+23:59", "2999-11-30T00:00:00-23:59",
                                      "2026-03-01T00:00:00-00:00", "2026-03-01T12:00:00.123456Z"]))
     offset = draw(st.sampled_from([480, 0, -330, 1439, -1439]))
     return fmt(BASE + draw(st.integers(0, 4 * 86_400_000)), offset)
