@@ -76,6 +76,17 @@ def test_a_warned_person_who_pays_gets_a_hold_then_a_stop_payment_when_it_comple
     stop = run.tasks[-1]
     assert (stop["action"], stop["reasons"][0]["code"]) == ("stop_payment", "HOLD_TOO_LATE")
     assert stop["account"] == MULE and stop["bank"] == "CCB"
+    # What happened, not "no answer from the bank" a minute into a 2-minute hold (issue 20).
+    assert stop["reasons"][0]["detail"].startswith("拦截发起60秒后、银行拦截前转账已完成，48,000元已到达")
+
+
+def test_a_hold_the_bank_could_not_make_says_so():
+    run, _ = warned()
+    run.feed(transfer(40, 4_800_000, payee=MULE, txn="T1"))
+    hold = run.tasks[-1]
+    run.feed(outcome(40.5, hold["task_id"], "failed", actor="bank:ICBC"))
+    run.feed(transfer(41, 4_800_000, payee=MULE, txn="T1", status="completed"))
+    assert run.tasks[-1]["reasons"][0]["detail"].startswith("银行未能拦截此笔转账，48,000元已到达")
 
 
 def test_a_hold_that_worked_needs_no_stop_payment_and_is_followed_up_before_it_lapses():
