@@ -49,8 +49,10 @@ from streams.envelopes import stage_event, stage_message
 from streams.eventtime import to_ms
 from streams.health import HEALTH, probe_broker
 from streams.reference import Reference
+from streams.runtime.changelog import BATCH_BYTES, StageStore
+from streams.runtime.checkpoint import Uncommitted
 from streams.tasks import WarningTask, dumps
-from streams.topics import ENTITY_EVENTS, HIGH_VOLUME, PERSON_EVENTS
+from streams.topics import ENTITY_EVENTS, ENTITY_STATE, HIGH_VOLUME, PERSON_EVENTS, PERSON_STATE
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +78,9 @@ class LaneConfig:
     # behind the others is not idle, and marking it so made its next records late (seen with
     # two workers on a bulk feed).
     idle_partition_s: float = 0.25
-    # Offsets are committed this often, not every batch: a commit waits for every send before
-    # it, and a lane that waits cannot fetch. (A restart re-reads at most this much, at least once.)
-    commit_every_s: float = 0.2
+    # A checkpoint (state to the changelogs, then the input offsets) this often: a key changed
+    # many times between two is written once, and a restart re-reads at most this much.
+    commit_every_s: float = 0.5
     session_timeout_ms: int = 6000  # short: a group join takes ~3 s on Tansu, not ~23 s
     heartbeat_ms: int = 1000
     fetch_wait_ms: int = 20
@@ -172,6 +174,21 @@ class Lanes:
         self.entity_link = LocalLink("entity", worker_id)
         self.person_link = LocalLink("decide", worker_id)
         self.ingest_held = HeldOffsets()  # input records whose events wait in a stage here
+        self.ingest_consumer: AIOKafkaConsumer | None = None
+        self.ingest_consumed: dict[TopicPartition, int] = {}
+        self.ingest_uncommitted = Uncommitted()
+        self._ingest_commits = transient.BrokerRetry("ingest commit", cfg.broker_deadline_s)
+        # The worker's stages at rest: every step, read and release holds it, so a checkpoint
+        # taken under it sees each stage's state, buffers and offsets at one instant (aligned).
+        self.busy = asyncio.Lock()
+        self._checkpointing = asyncio.Lock()  # one checkpoint at a time, in order
+        self.state_producer: AIOKafkaProducer | None = None
+        self.entity_store = StageStore(ENTITY_STATE, self.entities,
+                                       lambda key: self.partition_of(ENTITY_EVENTS, key))
+        self.person_store = StageStore(PERSON_STATE, self.decider,
+                                       lambda key: self.partition_of(PERSON_EVENTS, key))
+        # Until a checkpoint says how far back an input may be read again, remember every id.
+        self.entities.retain_from_ms = self.decider.retain_from_ms = -(2**62)
         self._entity_markers = Markers(self, ENTITY_EVENTS, self.entity_link)
         self._person_markers = Markers(self, PERSON_EVENTS, self.person_link)
         self.entity_lane = OrderedLane(self, ENTITY_EVENTS, "entity", self._entity_step,
@@ -185,6 +202,13 @@ class Lanes:
                                          linger_ms=2, acks=1, client_id="zt-worker",
                                          request_timeout_ms=int(self.cfg.broker_deadline_s * 1000))
         await self.producer.start()
+        # The changelogs' own producer: large batches of many keyed records (one request holds a
+        # batch per partition, so 8 x 96 KB stays under Tansu's 1 MB).
+        self.state_producer = AIOKafkaProducer(
+            bootstrap_servers=self.cfg.bootstrap.split(","), linger_ms=0, acks=1,
+            client_id="zt-worker-state", max_batch_size=BATCH_BYTES,
+            request_timeout_ms=int(self.cfg.broker_deadline_s * 1000))
+        await self.state_producer.start()
         for topic in (ENTITY_EVENTS, PERSON_EVENTS):
             self._partitions[topic] = sorted(await self.producer.partitions_for(topic))
         self.started.set()
@@ -194,6 +218,7 @@ class Lanes:
             ("ingest", self._ingest_lane()),
             ("entity", self.entity_lane.run()),
             ("decide", self.decide_lane.run()),
+            ("checkpoint", self._checkpoint_lane()),
         )]
         for t in self._tasks:  # a lane that ends unasked for stops the worker, non-zero
             supervisor.watch(t, t.get_name().removeprefix("zt-"))
@@ -207,10 +232,88 @@ class Lanes:
             for lane, task in ((self.entity_lane, self._tasks[2]), (self.decide_lane, self._tasks[3])):
                 lane.stopping.set()
                 await asyncio.wait([task], timeout=10)
+            await asyncio.wait(self._tasks[4:], timeout=10)
         if self._probe is not None:
             self._probe.cancel()
         if self.producer is not None:
             await self.producer.stop()
+        if self.state_producer is not None:
+            await self.state_producer.stop()
+
+    # --- checkpoints --------------------------------------------------------------------------
+
+    async def _checkpoint_lane(self) -> None:
+        """A checkpoint every ``commit_every_s`` while the stages run (each lane takes a last
+        one as it stops, before its consumer closes)."""
+        lanes = (self.entity_lane, self.decide_lane)
+        while not all(lane.stopping.is_set() for lane in lanes):
+            await asyncio.sleep(self.cfg.commit_every_s)
+            await self.checkpoint()
+
+    async def checkpoint(self, revoked: tuple[OrderedLane, set[int]] | None = None) -> None:
+        """The one checkpoint of this worker, that every commit goes through (Kafka Streams'
+        commit, Flink's aligned checkpoint):
+
+        1. with every stage at rest (``busy``): the changed keys' state and the pending events
+           of both ordered stages, every lane's offsets (up to the first record still held in
+           any stage of this worker), and the sends not acknowledged yet; and, for ``revoked``
+           (a lane and partitions moving away), their keys and buffered events dropped;
+        2. wait for those sends: the state never says an event was applied before what it led
+           to is on the broker;
+        3. send the state records and wait for them;
+        4. commit the offsets (of the revoked lane only, when revoking).
+
+        A worker that dies anywhere in this resumes from the last complete checkpoint: what it
+        re-reads and had already applied is a duplicate by the restored event ids, what it had
+        not is applied afresh."""
+        async with self._checkpointing:
+            async with self.busy:
+                lanes = (self.entity_lane, self.decide_lane)
+                records = [(lane.store, lane.store.capture(lane.buffer.items(), lane.held))
+                           for lane in lanes]
+                offsets = [(self.ingest_consumer, self._ingest_offsets(), self.ingest_uncommitted,
+                            self._ingest_commits)]
+                offsets += [(lane.consumer, lane.offsets(), lane.uncommitted, lane.commits)
+                            for lane in lanes]
+                sent = self.unacked.snapshot()
+                dropped: list[StageEvent] = []
+                if revoked is not None:
+                    lane, parts = revoked
+                    dropped = lane.drop(parts)
+                    offsets = [o for o in offsets if o[0] is lane.consumer]
+            if sent:
+                await asyncio.gather(*sent)
+            assert self.state_producer is not None
+            acks = []
+            for store, recs in records:
+                acks += await store.send(self.state_producer, recs)
+            if acks:
+                await asyncio.gather(*acks)
+            _release(dropped)  # in their pending records now: their inputs may be committed
+            for consumer, offs, uncommitted, retry in offsets:
+                if consumer is None or not offs:
+                    continue
+                if await transient.commit(consumer, offs, retry):
+                    for tp, off in offs.items():
+                        uncommitted.committed(tp, off)
+            # Event ids are kept at least as far back (and a TTL more, for what other workers
+            # may send again) as an input of this worker not committed yet reaches.
+            times = [t for u in (self.ingest_uncommitted, self.entity_lane.uncommitted,
+                                 self.decide_lane.uncommitted) if (t := u.earliest()) is not None]
+            retain = (min(times) if times else 2**62) - self.cfg.core.seen_ttl_ms
+            self.entities.retain_from_ms = self.decider.retain_from_ms = retain
+
+    def _ingest_offsets(self) -> dict[TopicPartition, int]:
+        consumer = self.ingest_consumer
+        if consumer is None:
+            return {}
+        offsets = {}
+        for tp in consumer.assignment():
+            nxt = self.ingest_consumed.get(tp)
+            if nxt is not None:
+                first = self.ingest_held.first(tp)
+                offsets[tp] = nxt if first is None else first
+        return offsets
 
     # --- the global tables -------------------------------------------------------------------
 
@@ -314,7 +417,7 @@ class Lanes:
     # --- stage 1: validate and route --------------------------------------------------------
 
     async def _ingest_lane(self) -> None:
-        link = self.entity_link
+        link, ingest_uncommitted = self.entity_link, self.ingest_uncommitted
 
         # Per input partition, aiokafka's stamp of its end (the wall ms of the fetch response
         # that last told where it ends) when its data last came, or when it was first seen.
@@ -327,6 +430,7 @@ class Lanes:
                 link.reset()
                 for tp in revoked:  # (its next owner starts from the group's commit)
                     consumed.pop(tp, None)
+                    ingest_uncommitted.forget(tp)
 
             async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
                 link.reset()
@@ -336,113 +440,109 @@ class Lanes:
         consumer = AIOKafkaConsumer(group_id=f"{self.cfg.group}-ingest", **consumer_kwargs(self.cfg))
         consumer.subscribe(list(HIGH_VOLUME), listener=Sources())
         await consumer.start()
+        self.ingest_consumer = consumer
         assert self.producer is not None
         lag = LagGauge()
-        held = self.ingest_held
         newest_ms: dict[TopicPartition, int] = {}  # newest event time read, per input partition
-        consumed: dict[TopicPartition, int] = {}
-        committed: dict[TopicPartition, int] = {}
-        markers = self._entity_markers
+        consumed = self.ingest_consumed
         sent_until = -(2**62)  # latest availability time routed on (a call is available at its end)
         idle_since: float | None = None
         released_quiet = False
-        committed_at = time.monotonic()
-        commits = transient.BrokerRetry("ingest commit", self.cfg.broker_deadline_s)
         lost_logs = transient.LostLogs("ingest")
-
-        async def commit() -> None:
-            """Up to the first input whose events still wait in a stage of this worker, once
-            everything sent so far is acknowledged."""
-            nonlocal committed_at
-            committed_at = time.monotonic()
-            offsets = {}
-            for tp in consumer.assignment():
-                nxt = consumed.get(tp)
-                if nxt is not None:
-                    first = held.first(tp)
-                    offsets[tp] = nxt if first is None else first
-            if offsets and offsets != committed and commits.due():
-                await self.unacked.wait()
-                if await transient.commit(consumer, offsets, commits):
-                    committed.update(offsets)
 
         try:
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=self.cfg.poll_ms,
                                                  max_records=self.cfg.batch)
-                for tp in await read_again(consumer, lost_logs, consumer.assignment(), consumed,
-                                           batches):
-                    consumed.pop(tp, None)
-                    held.forget(tp)
-                    committed.pop(tp, None)
-                if not batches:
-                    lag.caught_up()
-                    lag.publish()
-                    marks = await self._input_watermarks(consumer, newest_ms, consumed, data_stamp)
-                    idle_since = idle_since or time.monotonic()
-                    if marks and time.monotonic() - idle_since >= self.cfg.idle_flush_s:
-                        # A quiet stream: nothing is in flight, so what was sent may be decided
-                        # now (replay decides it at the end of the file). A record arriving
-                        # later with an earlier time is decided at once and counted as late.
-                        if not released_quiet and sent_until > min(marks.values()):
-                            released_quiet = True  # (said once per quiet spell)
-                            log.info("inputs quiet for %.1f s: releasing what was sent, %.1f s of "
-                                     "event time past the slowest input",
-                                     time.monotonic() - idle_since,
-                                     (sent_until - min(marks.values())) / 1000)
-                        marks = {src: max(wm, sent_until) for src, wm in marks.items()}
-                    await markers.send(marks)
-                    await commit()
-                    continue
-                idle_since, released_quiet = None, False
-                for tp in batches:  # (before any await: these partitions are still ours)
-                    stamp = consumer.last_poll_timestamp(tp)
-                    if stamp is not None:
-                        data_stamp[tp] = stamp
-                started = time.perf_counter()
-                arrived = time.time()
-                routed: list[StageEvent] = []
-                for tp, msgs in batches.items():
-                    topic = tp.topic
-                    metrics.RECORDS_CONSUMED.labels(topic).inc(len(msgs))
-                    metrics.LAST_RECEIVED.labels(topic).set(arrived)
-                    newest = -(2**62)
-                    for m in msgs:
-                        checked = contract.check(topic, m.value)
-                        if not checked.ok:
-                            reason = checked.reason or "invalid"
-                            metrics.RECORDS_REJECTED.labels(topic, contract.reason_class(reason)).inc()
-                            self.unacked.extend([await self.producer.send(
-                                "dead-letter", dead_letter(topic, m.value, reason))])
-                            continue
-                        value = checked.value
-                        entity_events = self.router.route(topic, value, arrived)[0]
-                        origin = (held, tp, m.offset)
-                        for ev in entity_events:
-                            ev.origin = origin
-                        # (times compared parsed: texts with different offsets do not sort)
-                        newest = max(newest, entity_events[0].t_ms if entity_events
-                                     else to_ms(value["event_time"]))
-                        routed.extend(entity_events)
-                    if newest > -(2**62):
-                        newest_ms[tp] = max(newest_ms.get(tp, -(2**62)), newest)
-                        metrics.LAST_EVENT_TIME.labels(topic).set(newest_ms[tp] / 1000)
-                    consumed[tp] = msgs[-1].offset + 1
-                    lag.update(consumer, tp, consumed[tp])
-                if routed:
-                    sent_until = max(sent_until, max(ev.avail_ms for ev in routed))
-                marks = await self._input_watermarks(consumer, newest_ms, consumed, data_stamp)
-                await self._send_stage(ENTITY_EVENTS, routed, markers, marks)
-                # Partitions that got no data get a marker of their own, behind the data (one
-                # producer keeps the order); the commit waits for the acknowledgements.
-                await markers.send(marks)
-                if time.monotonic() - committed_at >= self.cfg.commit_every_s:
-                    await commit()
-                lag.publish()
-                metrics.BATCH_SECONDS.labels("ingest").observe(time.perf_counter() - started)
-            await commit()
+                async with self.busy:
+                    sent_until, idle_since, released_quiet = await self._ingest_step(
+                        consumer, batches, lost_logs, lag, newest_ms, data_stamp, sent_until,
+                        idle_since, released_quiet)
+            await self.checkpoint()
         finally:
+            self.ingest_consumer = None
             await consumer.stop()
+
+    async def _ingest_step(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, Any],
+                           lost_logs: transient.LostLogs, lag: LagGauge,
+                           newest_ms: dict[TopicPartition, int], data_stamp: dict[TopicPartition, int],
+                           sent_until: int, idle_since: float | None, released_quiet: bool
+                           ) -> tuple[int, float | None, bool]:
+        """One fetch of the ingest lane: validate, route, send on (with the worker at rest
+        otherwise)."""
+        assert self.producer is not None
+        held, consumed, markers = self.ingest_held, self.ingest_consumed, self._entity_markers
+        uncommitted = self.ingest_uncommitted
+        for tp in await read_again(consumer, lost_logs, consumer.assignment(), consumed,
+                                   batches):
+            consumed.pop(tp, None)
+            held.forget(tp)
+            uncommitted.forget(tp)
+        if not batches:
+            lag.caught_up()
+            lag.publish()
+            marks = await self._input_watermarks(consumer, newest_ms, consumed, data_stamp)
+            idle_since = idle_since or time.monotonic()
+            if marks and time.monotonic() - idle_since >= self.cfg.idle_flush_s:
+                # A quiet stream: nothing is in flight, so what was sent may be decided
+                # now (replay decides it at the end of the file). A record arriving
+                # later with an earlier time is decided at once and counted as late.
+                if not released_quiet and sent_until > min(marks.values()):
+                    released_quiet = True  # (said once per quiet spell)
+                    log.info("inputs quiet for %.1f s: releasing what was sent, %.1f s of "
+                             "event time past the slowest input",
+                             time.monotonic() - idle_since,
+                             (sent_until - min(marks.values())) / 1000)
+                marks = {src: max(wm, sent_until) for src, wm in marks.items()}
+            await markers.send(marks)
+            return sent_until, idle_since, released_quiet
+        idle_since, released_quiet = None, False
+        for tp in batches:  # (before any await: these partitions are still ours)
+            stamp = consumer.last_poll_timestamp(tp)
+            if stamp is not None:
+                data_stamp[tp] = stamp
+        started = time.perf_counter()
+        arrived = time.time()
+        routed: list[StageEvent] = []
+        for tp, msgs in batches.items():
+            topic = tp.topic
+            metrics.RECORDS_CONSUMED.labels(topic).inc(len(msgs))
+            metrics.LAST_RECEIVED.labels(topic).set(arrived)
+            newest = -(2**62)
+            for m in msgs:
+                checked = contract.check(topic, m.value)
+                if not checked.ok:
+                    reason = checked.reason or "invalid"
+                    metrics.RECORDS_REJECTED.labels(topic, contract.reason_class(reason)).inc()
+                    self.unacked.extend([await self.producer.send(
+                        "dead-letter", dead_letter(topic, m.value, reason))])
+                    continue
+                value = checked.value
+                entity_events = self.router.route(topic, value, arrived)[0]
+                origin = (held, tp, m.offset)
+                for ev in entity_events:
+                    ev.origin = origin
+                if entity_events:
+                    uncommitted.read(tp, m.offset, entity_events[0].avail_ms)
+                # (times compared parsed: texts with different offsets do not sort)
+                newest = max(newest, entity_events[0].t_ms if entity_events
+                             else to_ms(value["event_time"]))
+                routed.extend(entity_events)
+            if newest > -(2**62):
+                newest_ms[tp] = max(newest_ms.get(tp, -(2**62)), newest)
+                metrics.LAST_EVENT_TIME.labels(topic).set(newest_ms[tp] / 1000)
+            consumed[tp] = msgs[-1].offset + 1
+            lag.update(consumer, tp, consumed[tp])
+        if routed:
+            sent_until = max(sent_until, max(ev.avail_ms for ev in routed))
+        marks = await self._input_watermarks(consumer, newest_ms, consumed, data_stamp)
+        await self._send_stage(ENTITY_EVENTS, routed, markers, marks)
+        # Partitions that got no data get a marker of their own, behind the data (one
+        # producer keeps the order); the commit waits for the acknowledgements.
+        await markers.send(marks)
+        lag.publish()
+        metrics.BATCH_SECONDS.labels("ingest").observe(time.perf_counter() - started)
+        return sent_until, idle_since, released_quiet
 
     async def _input_watermarks(self, consumer: AIOKafkaConsumer, newest_ms: dict[TopicPartition, int],
                                 consumed: dict[TopicPartition, int],
@@ -590,8 +690,10 @@ class OrderedLane:
     worker's upstream lane hands on in memory for the partitions held here (``LocalLink``).
     What the watermark releases goes to ``step`` (with the marks to pass on, for its last chunk);
     the commit goes no further than the first record still held, here or in a later stage of
-    this worker. ``lock`` keeps one release at a time: the lane's own loop and the upstream's
-    handing on both release.
+    this worker. The worker's ``busy`` lock keeps one step at a time: the lane's own loop and
+    the upstream's handing on both release, and a checkpoint must see them at rest.
+    Its state is in a changelog (``StageStore``): restored when partitions are assigned,
+    checkpointed and dropped when they are revoked.
     """
 
     def __init__(self, lanes: Lanes, topic: str, stage: str, step: Callable[
@@ -602,7 +704,9 @@ class OrderedLane:
         link.downstream = self
         self.downstream = downstream  # the next stage's markers (entity: the person stage's)
         self.buffer = lanes.entities.buffer if stage == "entity" else lanes.decider.buffer
+        self.store = lanes.entity_store if stage == "entity" else lanes.person_store
         self.held = HeldOffsets()  # messages read here whose events still wait in this worker
+        self.uncommitted = Uncommitted()
         self.consumed: dict[TopicPartition, int] = {}  # next offset to read, per partition
         # Marks per partition read here: a marker vouches only for the data before it on its own
         # partition, so a source's mark counts once every partition of ours has carried it
@@ -613,9 +717,7 @@ class OrderedLane:
         self.local_marks: dict[str, int] = {}
         self.expected: set[str] = set()
         self.partitions: list[int] = []  # assigned to this worker
-        self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
-        self.dirty = False  # released something since the last commit
         self.consumer: AIOKafkaConsumer | None = None
         self.lag = LagGauge()
         self.commits = transient.BrokerRetry(f"{stage} commit", lanes.cfg.broker_deadline_s)
@@ -636,37 +738,37 @@ class OrderedLane:
                                                     **consumer_kwargs(cfg))
         consumer.subscribe([self.topic], listener=_Rebalance(self))
         await consumer.start()
-        committed_at = time.monotonic()
         lost_logs = transient.LostLogs(self.stage)
         try:
             while not self.stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=cfg.poll_ms, max_records=cfg.batch)
-                for tp in await read_again(consumer, lost_logs, consumer.assignment(),
-                                           self.consumed, batches):
-                    self.consumed.pop(tp, None)
-                    self.held.forget(tp)
-                started = time.perf_counter()
-                async with self.lock:
+                async with lanes.busy:
+                    for tp in await read_again(consumer, lost_logs, consumer.assignment(),
+                                               self.consumed, batches):
+                        self.consumed.pop(tp, None)
+                        self.held.forget(tp)
+                        self.uncommitted.forget(tp)
+                    started = time.perf_counter()
                     now = time.monotonic()
+                    assigned = consumer.assignment()
                     for tp, msgs in batches.items():
-                        await self._read(tp, msgs, now)
+                        if tp in assigned:  # (not one revoked while this fetch was under way)
+                            await self._read(tp, msgs, now)
                     if not batches:
                         self.lag.caught_up()
                     if self.stage == "decide":
                         lanes.refresh_decisions()  # also while idle: a new rule set shows at once
                     released = await self._release(now)
-                if self.downstream is not None:
-                    await self.downstream.hand_over()
-                if self.dirty and (not batches or time.monotonic() - committed_at >= cfg.commit_every_s):
-                    await self.commit()
-                    committed_at = time.monotonic()
+                    if self.downstream is not None:
+                        await self.downstream.hand_over()
                 if batches or released:
                     metrics.BATCH_SECONDS.labels(self.stage).observe(time.perf_counter() - started)
                 self.lag.publish()
-            async with self.lock:
-                await self._drain()
-            await self.commit()
+            # Nothing is decided early: what is held stays in the changelog (pending) and in the
+            # offsets not committed, for whoever holds these partitions next.
+            await lanes.checkpoint()
         finally:
+            self.consumer = None
             await consumer.stop()
 
     async def _read(self, tp: TopicPartition, msgs: list[Any], now: float) -> None:
@@ -689,6 +791,8 @@ class OrderedLane:
                 self.held.hold(tp, m.offset)
                 self.buffer.push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
                 taken.append(ev)
+            if taken:
+                self.uncommitted.read(tp, m.offset, min(ev.avail_ms for ev in taken))
             if bad:  # one dead letter a message (bounded), the good envelopes taken
                 await self.lanes._stage_dead_letter(self.topic, m.value, (
                     f"not a stage envelope: {len(bad)} of {len(envelopes)}, first {bad[0]}"))
@@ -705,24 +809,24 @@ class OrderedLane:
     async def receive(self, events: list[StageEvent], marks: dict[str, int] | None) -> None:
         """What this worker's upstream lane hands on in memory (their origins held upstream), and
         the marks that vouch for it."""
+        assert self.lanes.busy.locked()  # (by the upstream step handing them on)
         started = time.perf_counter()
-        async with self.lock:
-            now = time.monotonic()
-            push = self.buffer.push
-            for ev in events:
-                push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
-            self._taken(events)
-            if marks:
-                _merge(self.local_marks, marks)
-                for p in self.link.valid:
-                    _merge(self.marks.setdefault(p, {}), marks)
-            released = await self._release(now)
+        now = time.monotonic()
+        push = self.buffer.push
+        for ev in events:
+            push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
+        self._taken(events)
+        if marks:
+            _merge(self.local_marks, marks)
+            for p in self.link.valid:
+                _merge(self.marks.setdefault(p, {}), marks)
+        released = await self._release(now)
         if events or released:
             metrics.BATCH_SECONDS.labels(self.stage).observe(time.perf_counter() - started)
 
     async def _release(self, now: float) -> int:
-        """Step what the watermark releases, in chunks; then pass the watermark on. (Holds the
-        lock.)"""
+        """Step what the watermark releases, in chunks; then pass the watermark on. (Under the
+        worker's ``busy`` lock.)"""
         buffer, stage = self.buffer, self.stage
         watermark = _watermark(self.marks, self.partitions, self.expected)
         side = self.lanes.reference_mark
@@ -754,8 +858,6 @@ class OrderedLane:
         if self.downstream is not None and out_marks:
             # Partitions that got no data now: a marker (behind that data, by the same producer).
             await self.downstream.send(out_marks)
-        if ready:
-            self.dirty = True
         return len(ready)
 
     def _taken(self, events: list[StageEvent]) -> None:
@@ -766,40 +868,40 @@ class OrderedLane:
             if latest > self.lanes.newest_arrival:
                 self.lanes.newest_arrival = latest
 
-    async def _drain(self) -> None:
-        """Decide everything held (before partitions move to another worker, or at the end)."""
-        drained = self.buffer.drain()
-        for i in range(0, len(drained), STEP_CHUNK):
-            chunk = drained[i:i + STEP_CHUNK]
-            await self.step(chunk, None)
-            _release(chunk)
-        metrics.STAGE_EVENTS.labels(self.stage).inc(len(drained))
-        self.dirty = self.dirty or bool(drained)
+    def drop(self, partitions: set[int]) -> list[StageEvent]:
+        """Forget the keys and buffered events of ``partitions`` (they moved to another worker,
+        which restores them from the changelog and the group's offsets); return the dropped
+        events that came in memory (their inputs are held upstream until the checkpoint that
+        wrote them as pending is through). Synchronous, at a checkpoint."""
+        self.store.forget(partitions)
+        part = self.lanes._partitions[self.topic]
+        n = len(part)
+        gone = self.buffer.remove(lambda ev: part[stage_partition(ev.key, n)] in partitions)
+        for p in partitions:
+            self.marks.pop(p, None)
+        held = self.held
+        return [ev for ev in gone if ev.origin is not None and ev.origin[0] is not held]
 
-    async def commit(self) -> None:
-        """Commit up to the first message whose events still wait in this worker, per partition,
-        so a worker killed with records in its buffers re-reads them after a restart; and only
-        once everything sent so far is acknowledged."""
+    def offsets(self) -> dict[TopicPartition, int]:
+        """The offsets to commit: up to the first message whose events still wait in this
+        worker, per partition, so a worker killed with records in its buffers re-reads them."""
         consumer = self.consumer
         if consumer is None:
-            return
+            return {}
         assigned = consumer.assignment()
         offsets = {}
         for tp, nxt in self.consumed.items():
             if tp in assigned:
                 first = self.held.first(tp)
                 offsets[tp] = nxt if first is None else first
-        if offsets and not self.commits.due():
-            return  # (the broker refused the last one: dirty still, tried again later)
-        self.dirty = False
-        await self.lanes.unacked.wait()
-        if offsets and not await transient.commit(consumer, offsets, self.commits):
-            self.dirty = True
+        return offsets
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    """An ordered lane's partitions move: decide what is buffered first, and tell the lanes
-    that hand on in memory, both upstream (to this stage) and downstream (from it)."""
+    """An ordered lane's partitions move. Revoked: checkpoint them and drop their keys and
+    buffered events (nothing is decided early; their next owner reads them back). Assigned:
+    restore their state from the changelog before anything of theirs is processed. Both tell
+    the lanes that hand on in memory, upstream (to this stage) and downstream (from it)."""
 
     def __init__(self, lane: OrderedLane):
         self.lane = lane
@@ -810,20 +912,29 @@ class _Rebalance(ConsumerRebalanceListener):
         lane.partitions = []
         if lane.downstream is not None:
             lane.downstream.link.reset()
-        async with lane.lock:
-            await lane._drain()
         if revoked:
-            await lane.commit()
+            await lane.lanes.checkpoint(revoked=(lane, {tp.partition for tp in revoked}))
         for tp in revoked:
             lane.consumed.pop(tp, None)
             lane.held.forget(tp)
+            lane.uncommitted.forget(tp)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        lane = self.lane
-        lane.partitions = sorted(tp.partition for tp in assigned)
-        lane.link.assigned(lane.partitions)
-        if lane.downstream is not None:
-            lane.downstream.link.reset()
+        lane, lanes = self.lane, self.lane.lanes
+        partitions = sorted(tp.partition for tp in assigned)
+        pending, figures = await lane.store.restore(consumer_kwargs(lanes.cfg), partitions)
+        async with lanes.busy:
+            now = time.monotonic()
+            for ev in pending:  # (a copy read again upstream is a duplicate)
+                lane.buffer.push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
+            lane.partitions = partitions
+            lane.link.assigned(lane.partitions)
+            if lane.downstream is not None:
+                lane.downstream.link.reset()
+        metrics.STATE_RESTORE_SECONDS.labels(lane.stage).observe(figures["seconds"])
+        log.info("%s: restored partitions %s from %s: %d records, %d bytes, %d keys, %d pending "
+                 "events, %.2f s", lane.stage, partitions, lane.store.topic, figures["records"],
+                 figures["bytes"], figures["keys"], len(pending), figures["seconds"])
 
 
 class LocalLink:
@@ -893,6 +1004,11 @@ class Unacked:
 
     def extend(self, futures: list[Awaitable[Any]]) -> None:
         self._futures.extend(futures)
+
+    def snapshot(self) -> list[Awaitable[Any]]:
+        """The sends not acknowledged yet, now."""
+        self._futures = [f for f in self._futures if not f.done()]  # type: ignore[attr-defined]
+        return list(self._futures)
 
     async def wait(self) -> None:
         if self._futures:
