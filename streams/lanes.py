@@ -50,7 +50,7 @@ from streams.eventtime import to_ms
 from streams.health import HEALTH, probe_broker
 from streams.reference import Reference
 from streams.runtime.changelog import BATCH_BYTES, StageStore
-from streams.runtime.checkpoint import Uncommitted
+from streams.runtime.checkpoint import RecentlyApplied, Uncommitted
 from streams.tasks import WarningTask, dumps
 from streams.topics import ENTITY_EVENTS, ENTITY_STATE, HIGH_VOLUME, PERSON_EVENTS, PERSON_STATE
 
@@ -187,6 +187,7 @@ class Lanes:
                                        lambda key: self.partition_of(ENTITY_EVENTS, key))
         self.person_store = StageStore(PERSON_STATE, self.decider,
                                        lambda key: self.partition_of(PERSON_EVENTS, key))
+        self.recently_applied = RecentlyApplied()
         # Until a checkpoint says how far back an input may be read again, remember every id.
         self.entities.retain_from_ms = self.decider.retain_from_ms = -(2**62)
         self._entity_markers = Markers(self, ENTITY_EVENTS, self.entity_link)
@@ -296,10 +297,14 @@ class Lanes:
                 if await transient.commit(consumer, offs, retry):
                     for tp, off in offs.items():
                         uncommitted.committed(tp, off)
-            # Event ids are kept at least as far back (and a TTL more, for what other workers
-            # may send again) as an input of this worker not committed yet reaches.
+            # Event ids are kept at least as far back as an input of this worker not committed
+            # yet reaches, and as the events applied in the last minute (what another worker
+            # taking over an input may send again), and a TTL more.
             times = [t for u in (self.ingest_uncommitted, self.entity_lane.uncommitted,
                                  self.decide_lane.uncommitted) if (t := u.earliest()) is not None]
+            recent = self.recently_applied.earliest(time.monotonic())
+            if recent is not None:
+                times.append(recent)
             retain = (min(times) if times else 2**62) - self.cfg.core.seen_ttl_ms
             self.entities.retain_from_ms = self.decider.retain_from_ms = retain
 
@@ -849,6 +854,7 @@ class OrderedLane:
             # In chunks, yielding between them: a watermark that frees a whole backlog must not
             # stall the other lanes of this event loop.
             chunk = ready[i:i + STEP_CHUNK]
+            self.lanes.recently_applied.applied(min(ev.avail_ms for ev in chunk), time.monotonic())
             await self.step(chunk, out_marks if i + STEP_CHUNK >= len(ready) else None)
             _release(chunk)  # after the step: what it handed on in memory is held by now
             metrics.STAGE_EVENTS.labels(stage).inc(len(chunk))

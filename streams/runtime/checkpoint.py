@@ -49,3 +49,33 @@ class Uncommitted:
     def earliest(self) -> int | None:
         times = [q[0][1] for q in self._min.values() if q]
         return min(times) if times else None
+
+
+class RecentlyApplied:
+    """The earliest event time among the events a worker applied in the last ``window_s`` of
+    wall time (a sliding minimum). Another worker that takes over an input partition reads it
+    again from *its* last commit and may send events applied here seconds ago, however far
+    back in event time a bulk feed has run since: their ids are kept at least that long.
+
+    >>> r = RecentlyApplied(window_s=60)
+    >>> r.applied(5_000, now=0.0); r.applied(9_000, now=30.0); r.earliest(now=40.0)
+    5000
+    >>> r.earliest(now=70.0)
+    9000
+    """
+
+    def __init__(self, window_s: float = 60.0):
+        self.window_s = window_s
+        self._min: deque[tuple[float, int]] = deque()  # (wall, time), times rising
+
+    def applied(self, t_ms: int, now: float) -> None:
+        q = self._min
+        while q and q[-1][1] >= t_ms:
+            q.pop()
+        q.append((now, t_ms))
+
+    def earliest(self, now: float) -> int | None:
+        q = self._min
+        while q and q[0][0] < now - self.window_s:
+            q.popleft()
+        return q[0][1] if q else None
