@@ -261,7 +261,7 @@ class Lanes:
            (a lane and partitions moving away), their keys and buffered events dropped;
         2. wait for those sends: the state never says an event was applied before what it led
            to is on the broker;
-        3. send the state records and wait for them;
+        3. send the state records (the person stage's, then the entity stage's) and wait;
         4. commit the offsets (of the revoked lane only, when revoking).
 
         A worker that dies anywhere in this resumes from the last complete checkpoint: what it
@@ -285,11 +285,15 @@ class Lanes:
             if sent:
                 await asyncio.gather(*sent)
             assert self.state_producer is not None
-            acks = []
-            for store, recs in records:
-                acks += await store.send(self.state_producer, recs)
-            if acks:
-                await asyncio.gather(*acks)
+            # The person stage's records first, all of them acknowledged before the entity
+            # stage's: a line or account saying it applied an event must never be on the broker
+            # while the person event it led to (pending, or applied) is not. (A checkpoint cut
+            # short leaves some keys of it written and others not: each key is consistent with
+            # the offsets of the last complete one, which the restart reads from.)
+            for store, recs in reversed(records):
+                acks = await store.send(self.state_producer, recs)
+                if acks:
+                    await asyncio.gather(*acks)
             _release(dropped)  # in their pending records now: their inputs may be committed
             for consumer, offs, uncommitted, retry in offsets:
                 if consumer is None or not offs:
