@@ -79,7 +79,8 @@ LAST_RECEIVED = Gauge(
 BROKER_UP = Gauge(
     "zt_broker_up", "1 while the broker answers this worker's metadata requests, else 0.")
 LANE_UP = Gauge(
-    "zt_lane_up", "1 while a lane of this worker runs (reference, ingest, entity, decide, agents).",
+    "zt_lane_up",
+    "1 while a lane of this worker runs (reference, ingest, entity, decide, checkpoint, agents).",
     ["lane"])
 LOG_RESETS = Counter(
     "zt_broker_log_resets_total",
