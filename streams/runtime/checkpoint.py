@@ -1,81 +1,101 @@
-"""What a checkpoint needs to know beside the state: how far back an input not committed yet
-can bring events again.
-
-A worker that dies re-reads every input from its last committed offsets; whatever it had
-applied from there is a duplicate, known by the event ids kept in each key's state. So the ids
-must be kept at least as far back in event time as those inputs reach: ``Uncommitted`` tracks,
-per input partition, the earliest event time of the messages read since the last commit.
-"""
+"""The one checkpoint of a worker, that every commit goes through (``Checkpoints.checkpoint``)."""
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Hashable
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from aiokafka import TopicPartition
+
+from streams import transient
+from streams.core import StageEvent
+from streams.runtime.offsets import release_inputs
+
+if TYPE_CHECKING:
+    from streams.runtime.ordered import OrderedLane
 
 
-class Uncommitted:
-    """The earliest event time of the messages read and not committed yet, per partition (a
-    sliding minimum: O(1) amortised a message).
+class Checkpoints:
+    """The worker's checkpoints (a part of ``Lanes``)."""
 
-    >>> u = Uncommitted()
-    >>> u.read("p", 10, 5_000); u.read("p", 11, 3_000); u.read("p", 12, 9_000); u.earliest()
-    3000
-    >>> u.committed("p", 12); u.earliest()
-    9000
-    >>> u.committed("p", 13); u.earliest() is None
-    True
-    """
+    async def _checkpoint_lane(self) -> None:
+        """A checkpoint every ``commit_every_s`` while the stages run (each lane takes a last
+        one as it stops, before its consumer closes)."""
+        lanes = (self.entity_lane, self.decide_lane)
+        while not all(lane.stopping.is_set() for lane in lanes):
+            await asyncio.sleep(self.cfg.commit_every_s)
+            await self.checkpoint()
 
-    def __init__(self) -> None:
-        self._min: dict[Hashable, deque[tuple[int, int]]] = {}  # (offset, time), times rising
+    async def checkpoint(self, revoked: tuple[OrderedLane, set[int]] | None = None) -> None:
+        """The one checkpoint of this worker, that every commit goes through (Kafka Streams'
+        commit, Flink's aligned checkpoint):
 
-    def read(self, partition: Hashable, offset: int, t_ms: int) -> None:
-        q = self._min.get(partition)
-        if q is None:
-            q = self._min[partition] = deque()
-        while q and q[-1][1] >= t_ms:
-            q.pop()
-        q.append((offset, t_ms))
+        1. with every stage at rest (``busy``): the changed keys' state and the pending events
+           of both ordered stages, every lane's offsets (up to the first record still held in
+           any stage of this worker), and the sends not acknowledged yet; and, for ``revoked``
+           (a lane and partitions moving away), their keys and buffered events dropped;
+        2. wait for those sends: the state never says an event was applied before what it led
+           to is on the broker;
+        3. send the state records (the person stage's, then the entity stage's) and wait;
+        4. commit the offsets (of the revoked lane only, when revoking).
 
-    def committed(self, partition: Hashable, offset: int) -> None:
-        """Everything before ``offset`` is committed: it is never read again."""
-        q = self._min.get(partition)
-        while q and q[0][0] < offset:
-            q.popleft()
+        A worker that dies anywhere in this resumes from the last complete checkpoint: what it
+        re-reads and had already applied is a duplicate by the restored event ids, what it had
+        not is applied afresh."""
+        async with self._checkpointing:
+            async with self.busy:
+                lanes = (self.entity_lane, self.decide_lane)
+                records = [(lane.store, lane.store.capture(lane.buffer.items(), lane.held))
+                           for lane in lanes]
+                offsets = [(self.ingest_consumer, self._ingest_offsets(), self.ingest_uncommitted,
+                            self._ingest_commits)]
+                offsets += [(lane.consumer, lane.offsets(), lane.uncommitted, lane.commits)
+                            for lane in lanes]
+                sent = self.unacked.snapshot()
+                dropped: list[StageEvent] = []
+                if revoked is not None:
+                    lane, parts = revoked
+                    dropped = lane.drop(parts)
+                    offsets = [o for o in offsets if o[0] is lane.consumer]
+            if sent:
+                await asyncio.gather(*sent)
+            assert self.state_producer is not None
+            # The person stage's records first, all of them acknowledged before the entity
+            # stage's: a line or account saying it applied an event must never be on the broker
+            # while the person event it led to (pending, or applied) is not. (A checkpoint cut
+            # short leaves some keys of it written and others not: each key is consistent with
+            # the offsets of the last complete one, which the restart reads from.)
+            for store, recs in reversed(records):
+                acks = await store.send(self.state_producer, recs)
+                if acks:
+                    await asyncio.gather(*acks)
+            release_inputs(dropped)  # in their pending records now: their inputs may be committed
+            for consumer, offs, uncommitted, retry in offsets:
+                if consumer is None or not offs:
+                    continue
+                if await transient.commit(consumer, offs, retry):
+                    for tp, off in offs.items():
+                        uncommitted.committed(tp, off)
+            # Event ids are kept at least as far back as an input of this worker not committed
+            # yet reaches, and as the events applied in the last minute (what another worker
+            # taking over an input may send again), and a TTL more.
+            times = [t for u in (self.ingest_uncommitted, self.entity_lane.uncommitted,
+                                 self.decide_lane.uncommitted) if (t := u.earliest()) is not None]
+            recent = self.recently_applied.earliest(time.monotonic())
+            if recent is not None:
+                times.append(recent)
+            retain = (min(times) if times else 2**62) - self.cfg.core.seen_ttl_ms
+            self.entities.retain_from_ms = self.decider.retain_from_ms = retain
 
-    def forget(self, partition: Hashable) -> None:
-        self._min.pop(partition, None)
-
-    def earliest(self) -> int | None:
-        times = [q[0][1] for q in self._min.values() if q]
-        return min(times) if times else None
-
-
-class RecentlyApplied:
-    """The earliest event time among the events a worker applied in the last ``window_s`` of
-    wall time (a sliding minimum). Another worker that takes over an input partition reads it
-    again from *its* last commit and may send events applied here seconds ago, however far
-    back in event time a bulk feed has run since: their ids are kept at least that long.
-
-    >>> r = RecentlyApplied(window_s=60)
-    >>> r.applied(5_000, now=0.0); r.applied(9_000, now=30.0); r.earliest(now=40.0)
-    5000
-    >>> r.earliest(now=70.0)
-    9000
-    """
-
-    def __init__(self, window_s: float = 60.0):
-        self.window_s = window_s
-        self._min: deque[tuple[float, int]] = deque()  # (wall, time), times rising
-
-    def applied(self, t_ms: int, now: float) -> None:
-        q = self._min
-        while q and q[-1][1] >= t_ms:
-            q.pop()
-        q.append((now, t_ms))
-
-    def earliest(self, now: float) -> int | None:
-        q = self._min
-        while q and q[0][0] < now - self.window_s:
-            q.popleft()
-        return q[0][1] if q else None
+    def _ingest_offsets(self) -> dict[TopicPartition, int]:
+        consumer = self.ingest_consumer
+        if consumer is None:
+            return {}
+        offsets = {}
+        for tp in consumer.assignment():
+            nxt = self.ingest_consumed.get(tp)
+            if nxt is not None:
+                first = self.ingest_held.first(tp)
+                offsets[tp] = nxt if first is None else first
+        return offsets
