@@ -84,6 +84,11 @@ class StageStore:
             out.setdefault(part(key), []).append((b"p" + key.encode(), None))
         return out
 
+    def rewrite(self) -> None:
+        """Write every key and pending record at the next checkpoint (the broker lost them)."""
+        self.dirty.update(self.keys())
+        self.pending.clear()
+
     def forget(self, partitions: set[int]) -> None:
         """Drop the keys of ``partitions`` (revoked: their next owner reads them back)."""
         part = self.partition_of

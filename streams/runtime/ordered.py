@@ -89,11 +89,14 @@ class OrderedLane:
             while not self.stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=cfg.poll_ms, max_records=cfg.batch)
                 async with lanes.busy:
-                    for tp in await read_again(consumer, lost_logs, consumer.assignment(),
-                                               self.consumed, batches):
+                    lost = await read_again(consumer, lost_logs, consumer.assignment(),
+                                            self.consumed, batches)
+                    for tp in lost:
                         self.consumed.pop(tp, None)
                         self.held.forget(tp)
                         self.uncommitted.forget(tp)
+                    if lost:  # the changelogs went with the logs (memory storage): write it all
+                        self.store.rewrite()
                     started = time.perf_counter()
                     now = time.monotonic()
                     assigned = consumer.assignment()
