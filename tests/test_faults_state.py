@@ -14,6 +14,8 @@ from faults import replay_tasks, simulated_city, worker_fault
 from streams.decisions import load_model, load_rules
 from streams.replay import replay
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def sim_city(tmp_path_factory) -> tuple[list, list, set[bytes]]:
