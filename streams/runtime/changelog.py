@@ -84,6 +84,14 @@ class StageStore:
             out.setdefault(part(key), []).append((b"p" + key.encode(), None))
         return out
 
+    def pending_restored(self, events: list[StageEvent]) -> None:
+        """Restored pending events are back in the stage's buffer (what their records say)."""
+        keys: dict[str, list[Any]] = {}
+        for e in events:
+            keys.setdefault(e.key, []).append(e.sort_key)
+        for key, sort_keys in keys.items():
+            self.pending[key] = tuple(sorted(sort_keys))
+
     def rewrite(self) -> None:
         """Write every key and pending record at the next checkpoint (the broker lost them)."""
         self.dirty.update(self.keys())
@@ -155,14 +163,14 @@ class StageStore:
                 await consumer.stop()
         pending: list[StageEvent] = []
         stage = self.stage
-        for key, value in latest.items():
+        for i, (key, value) in enumerate(latest.items()):
             name = key[1:].decode()
             if key[:1] == b"s":
                 stage.install(name, orjson.loads(value) if value is not None else None)
             elif value is not None:
-                events = [StageEvent.from_envelope(env) for env in orjson.loads(value)]
-                self.pending[name] = tuple(e.sort_key for e in events)
-                pending.extend(events)
+                pending.extend(StageEvent.from_envelope(env) for env in orjson.loads(value))
+            if i % 500 == 499:
+                await asyncio.sleep(0)  # (the other lanes, the heartbeats and the fetches go on)
         figures = {"records": read, "bytes": size, "keys": len(latest),
                    "seconds": round(time.monotonic() - started, 3)}
         return pending, figures

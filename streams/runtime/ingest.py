@@ -90,7 +90,8 @@ class IngestLane:
             lag.publish()
             marks = await self._input_watermarks(consumer, newest_ms, consumed, data_stamp)
             idle_since = idle_since or time.monotonic()
-            if marks and time.monotonic() - idle_since >= self.cfg.idle_flush_s:
+            if marks and time.monotonic() - idle_since >= self.cfg.idle_flush_s and \
+                    _fetched_quiet(consumer, data_stamp, self.cfg.idle_flush_s):
                 # A quiet stream: nothing is in flight, so what was sent may be decided
                 # now (replay decides it at the end of the file). A record arriving
                 # later with an earlier time is decided at once and counted as late.
@@ -193,3 +194,15 @@ class IngestLane:
             if seen is not None:
                 out[f"{tp.topic}/{tp.partition}"] = seen - lateness
         return out
+
+
+def _fetched_quiet(consumer: AIOKafkaConsumer, data_stamp: dict[TopicPartition, int],
+                   quiet_s: float) -> bool:
+    """Whether every input partition's latest fetch response came ``quiet_s`` or more after its
+    last data and still ended there: quiet by the fetches, not only by this loop's clock (a
+    loop held up, by a restore say, fetches nothing meanwhile and would take that for quiet)."""
+    for tp in consumer.assignment():
+        stamp = consumer.last_poll_timestamp(tp)
+        if stamp is None or stamp - data_stamp.get(tp, stamp) < quiet_s * 1000:
+            return False
+    return True

@@ -277,6 +277,7 @@ class _Rebalance(ConsumerRebalanceListener):
             now = time.monotonic()
             for ev in pending:  # (a copy read again upstream is a duplicate)
                 lane.buffer.push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
+            lane.store.pending_restored(pending)
             lane.partitions = partitions
             lane.link.assigned(lane.partitions)
             if lane.downstream is not None:
