@@ -88,6 +88,14 @@ class Checkpoints:
             retain = (min(times) if times else 2**62) - self.cfg.core.seen_ttl_ms
             self.entities.retain_from_ms = self.decider.retain_from_ms = retain
 
+    def retain_ids_from(self, t_ms: int) -> None:
+        """An event of time ``t_ms`` was read or applied: keep event ids from then on (and a TTL
+        before) at once, not only from the next checkpoint on (a bulk feed runs days of event
+        time between two; a key written meanwhile must keep the ids a re-read may bring)."""
+        retain = t_ms - self.cfg.core.seen_ttl_ms
+        if retain < self.entities.retain_from_ms:
+            self.entities.retain_from_ms = self.decider.retain_from_ms = retain
+
     def _ingest_offsets(self) -> dict[TopicPartition, int]:
         consumer = self.ingest_consumer
         if consumer is None:

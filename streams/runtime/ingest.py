@@ -132,6 +132,7 @@ class IngestLane:
                     ev.origin = origin
                 if entity_events:
                     uncommitted.read(tp, m.offset, entity_events[0].avail_ms)
+                    self.retain_ids_from(entity_events[0].avail_ms)
                 # (times compared parsed: texts with different offsets do not sort)
                 newest = max(newest, entity_events[0].t_ms if entity_events
                              else to_ms(value["event_time"]))

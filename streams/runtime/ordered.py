@@ -141,7 +141,9 @@ class OrderedLane:
                 self.buffer.push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
                 taken.append(ev)
             if taken:
-                self.uncommitted.read(tp, m.offset, min(ev.avail_ms for ev in taken))
+                earliest = min(ev.avail_ms for ev in taken)
+                self.uncommitted.read(tp, m.offset, earliest)
+                self.lanes.retain_ids_from(earliest)
             if bad:  # one dead letter a message (bounded), the good envelopes taken
                 await self.lanes._stage_dead_letter(self.topic, m.value, (
                     f"not a stage envelope: {len(bad)} of {len(envelopes)}, first {bad[0]}"))
@@ -198,7 +200,9 @@ class OrderedLane:
             # In chunks, yielding between them: a watermark that frees a whole backlog must not
             # stall the other lanes of this event loop.
             chunk = ready[i:i + STEP_CHUNK]
-            self.lanes.recently_applied.applied(min(ev.avail_ms for ev in chunk), time.monotonic())
+            earliest = min(ev.avail_ms for ev in chunk)
+            self.lanes.recently_applied.applied(earliest, time.monotonic())
+            self.lanes.retain_ids_from(earliest)
             await self.step(chunk, out_marks if i + STEP_CHUNK >= len(ready) else None)
             release_inputs(chunk)  # after the step: what it handed on in memory is held by now
             metrics.STAGE_EVENTS.labels(stage).inc(len(chunk))
