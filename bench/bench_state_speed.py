@@ -101,6 +101,9 @@ def drain(tree: Path, records: list[tuple[str, Any]], work: Path) -> dict[str, A
         # Recovery: the same worker again, its state read back from the changelogs.
         w = TreeWorker(tree, broker.bootstrap, work / "worker-3.log", "zt-speed")
         w.wait_ready(timeout=120)
+        deadline = time.monotonic() + 120
+        while w.log.read_text().count("restored partitions") < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
         out["restore_seconds"] = round(w.metric("zt_state_restore_seconds_sum"), 2)
         out["restore_log"] = [line.split("] ", 3)[-1].strip() for line in
                               w.log.read_text().splitlines() if "restored partitions" in line]
