@@ -46,7 +46,7 @@ def main() -> None:
             except Exception as e:  # a run that broke is a failed run, reported as such
                 got = {"outage_s": outage, "equal": False, "error": repr(e)}
         got["wall_s"] = round(time.monotonic() - started, 1)
-        got["passed"] = bool(got.get("equal") and got.get("worker_up") and got.get("lanes_up") == 5
+        got["passed"] = bool(got.get("equal") and got.get("worker_up") and got.get("lanes_up") == 6
                              and got.get("during", {}).get("alive"))
         runs.append(got)
         print(f"run {i + 1}: outage {outage} s -> {'pass' if got['passed'] else 'FAIL'} {got}",

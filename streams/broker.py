@@ -29,7 +29,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from streams.topics import partitions
+from streams.topics import COMPACTED, partitions
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,8 @@ def create_topics(bootstrap: str, counts: dict[str, int] | None = None) -> list[
     client = admin(bootstrap)
     try:
         existing = set(client.list_topics())
-        new = [NewTopic(name=t, num_partitions=n, replication_factor=1)
+        new = [NewTopic(name=t, num_partitions=n, replication_factor=1,
+                        topic_configs={"cleanup.policy": "compact"} if t in COMPACTED else {})
                for t, n in counts.items() if t not in existing]
         if new:
             with suppress(TopicAlreadyExistsError):

@@ -40,7 +40,18 @@ from streams.eventtime import fmt, local_year, parse, to_ms
 from streams.ladder import Episode, Ladder, Policy
 from streams.privacy import mask_account, mask_msisdn
 from streams.reference import Person, Reference
-from streams.state import DAY, HOUR, MINUTE, AccountStats, LineStats, PersonContacts, PersonTransfers, SeenIds
+from streams.state import (
+    DAY,
+    HOUR,
+    MINUTE,
+    AccountStats,
+    LineStats,
+    PersonContacts,
+    PersonTransfers,
+    first_time,
+    seen_dump,
+    seen_load,
+)
 from streams.tasks import Reason, WarningTask
 from streams.watermark import Reorderer, SortKey
 
@@ -189,8 +200,13 @@ class EntityStage:
         self.accounts: dict[str, AccountStats] = {}
         self.unrouted: dict[str, int] = {}  # records about no registered person, by topic
         self.duplicates = 0
-        self._seen = SeenIds(self.config.seen_ttl_ms)
         self._swept_ms = 0
+        self._now_ms = -(2**62)  # the latest event time applied (the de-duplication horizon)
+        # Event ids are remembered at least from here on (a worker: the oldest event time an
+        # input it has not committed yet can bring again, so a re-read is always a duplicate).
+        self.retain_from_ms = 2**62
+        # Keys whose state changed, for a worker's checkpoint (None: nobody asks, as in replay).
+        self.touched: set[str] | None = None
 
     def push(self, ev: StageEvent, now: float = 0.0) -> None:
         self.buffer.push(ev.sort_key, ev, now, stream_ms=ev.t_ms)
@@ -207,18 +223,33 @@ class EntityStage:
             out.extend(self.process(ev))
         return out
 
+    def horizon(self, t_ms: int) -> int:
+        """Event ids from before this are forgotten (de-duplication for ``seen_ttl_ms``)."""
+        if t_ms > self._now_ms:
+            self._now_ms = t_ms
+        return min(self._now_ms - self.config.seen_ttl_ms, self.retain_from_ms)
+
     def process(self, ev: StageEvent) -> list[StageEvent]:
         v, role, t = ev.value, ev.role, ev.avail_ms
-        if not self._seen.add(f"{v['event_id']}/{role}", t):
-            self.duplicates += 1
-            return []
         if t >= self._swept_ms + SWEEP_MS:
             self._sweep(t)
+        key = ev.key
+        if role == "line":
+            state: LineStats | AccountStats | None = self.lines.get(key)
+            if state is None:
+                state = self.lines[key] = LineStats()
+        else:
+            state = self.accounts.get(key)
+            if state is None:
+                state = self.accounts[key] = AccountStats()
+        if not first_time(state, f"{v['event_id']}/{role}", t, self.horizon(t)):
+            self.duplicates += 1
+            return []
+        if self.touched is not None:
+            self.touched.add(key)
         ref = self.reference
         if role == "line":
-            line = self.lines.get(ev.key)
-            if line is None:
-                line = self.lines[ev.key] = LineStats()
+            line: LineStats = state  # type: ignore[assignment]
             answered = v["kind"] == "voice" and bool(v.get("answered"))
             duration_s = v["duration_s"]
             callee = ref.person_of_msisdn(v["callee"])
@@ -241,9 +272,7 @@ class EntityStage:
                 self.unrouted["calls"] = self.unrouted.get("calls", 0) + 1
             return out
         status = v["status"]
-        acc = self.accounts.get(ev.key)
-        if acc is None:
-            acc = self.accounts[ev.key] = AccountStats()
+        acc: AccountStats = state  # type: ignore[assignment]
         if role == "payee":
             snap = acc.get(t)  # before this transfer: what others' money did
             if status == "completed":
@@ -263,8 +292,42 @@ class EntityStage:
         """Forget lines and accounts idle for longer than every window (bounded memory)."""
         self._swept_ms = sweep_boundary(now_ms)
         horizon = self._swept_ms - 7 * DAY
+        if self.touched is not None:  # (their checkpoint forgets them too)
+            self.touched.update(k for table in (self.lines, self.accounts)
+                                for k, s in table.items() if s.last_ms < horizon)
         self.lines = {k: s for k, s in self.lines.items() if s.last_ms >= horizon}
         self.accounts = {k: s for k, s in self.accounts.items() if s.last_ms >= horizon}
+
+    # --- per-key state, for a worker's changelog ----------------------------------------------
+
+    def dump(self, key: str) -> list[Any] | None:
+        """The state of one line and/or account key (None: nothing is remembered of it)."""
+        line, acc = self.lines.get(key), self.accounts.get(key)
+        if line is None and acc is None:
+            return None
+        horizon = min(self._now_ms - self.config.seen_ttl_ms, self.retain_from_ms)
+        return [line.dump(horizon) if line is not None else None,
+                acc.dump(horizon) if acc is not None else None]
+
+    def install(self, key: str, state: list[Any] | None) -> None:
+        """Put back what ``dump`` gave (None: forget the key); what a sweep since would have
+        forgotten stays forgotten."""
+        self.lines.pop(key, None)
+        self.accounts.pop(key, None)
+        if state is None:
+            return
+        horizon = self._swept_ms - 7 * DAY
+        line = LineStats.load(state[0]) if state[0] is not None else None
+        if line is not None and line.last_ms >= horizon:
+            self.lines[key] = line
+        acc = AccountStats.load(state[1]) if state[1] is not None else None
+        if acc is not None and acc.last_ms >= horizon:
+            self.accounts[key] = acc
+
+    def forget(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.lines.pop(key, None)
+            self.accounts.pop(key, None)
 
 
 # --- stage 3 ---------------------------------------------------------------------------------
@@ -328,6 +391,18 @@ class PersonState:
     open_txns: dict[str, str] = field(default_factory=dict)  # scored, not final yet: txn -> status
     last_ms: int = 0
     first_ms: int = 0  # the person's first event this stage remembers (how much history it has)
+    seen: dict[str, int] | None = None  # ids of the events applied to the person (``first_time``)
+
+    def dump(self, horizon: int) -> list[Any]:
+        return [self.contacts.dump(), self.transfers.dump() if self.transfers is not None else None,
+                [x for kv in self.open_txns.items() for x in kv], self.last_ms, self.first_ms,
+                seen_dump(self.seen, horizon)]
+
+    @classmethod
+    def load(cls, d: list[Any]) -> PersonState:
+        o = d[2]
+        return cls(PersonContacts.load(d[0]), PersonTransfers.load(d[1]) if d[1] is not None else None,
+                   dict(zip(o[::2], o[1::2], strict=True)), d[3], d[4], seen_load(d[5]))
 
 
 @dataclass
@@ -361,7 +436,8 @@ class Decider:
         self.scorer = scorer
         self.observer = observer
         self._swept_ms = 0
-        self._seen = SeenIds(self.config.seen_ttl_ms)
+        self._now_ms = -(2**62)
+        self.retain_from_ms = 2**62  # as ``EntityStage.retain_from_ms``
         self._hits: dict[str, dict[tuple[str, str], int]] = {}  # person -> (rule, mode) -> time
         self._hits_pruned_ms = 0
 
@@ -438,18 +514,32 @@ class Decider:
 
     # --- state and features -------------------------------------------------------------------
 
+    @property
+    def touched(self) -> set[str] | None:
+        """Persons whose state changed, for a worker's checkpoint (None: nobody asks)."""
+        return self.ladder.touched
+
+    @touched.setter
+    def touched(self, keys: set[str] | None) -> None:
+        self.ladder.touched = keys
+
     def _observe(self, ev: StageEvent) -> _Pending | None:
         v, key, t = ev.value, ev.key, ev.avail_ms
-        # A tuple, not a joined string: ids are free text, and person "a/b" with event "c" is
-        # not person "a" with event "b/c".
-        if not self._seen.add((key, v["event_id"], ev.role), t):
-            self.stats.duplicates += 1
-            return None
         if t >= self._swept_ms + SWEEP_MS:
             self._sweep(t)  # before this event touches its person: see sweep_boundary
         state = self.persons.get(key)
         if state is None:
             state = self.persons[key] = PersonState(first_ms=t)
+        if t > self._now_ms:
+            self._now_ms = t
+        # (the role has no "/": event "a/b" as callee is not event "a" as "b/callee")
+        if not first_time(state, f"{v['event_id']}/{ev.role}", t,
+                          min(self._now_ms - self.config.seen_ttl_ms, self.retain_from_ms)):
+            self.stats.duplicates += 1
+            return None
+        touched = self.ladder.touched
+        if touched is not None:
+            touched.add(key)
         if t > state.last_ms:
             state.last_ms = t
         decided = self.stats.decided
@@ -763,7 +853,48 @@ class Decider:
         """Forget persons idle for longer than every window and episode (bounded memory)."""
         self._swept_ms = sweep_boundary(now_ms)
         horizon = self._swept_ms - max(7 * DAY, int(self.ladder.policy.episode_quiet_hours * HOUR))
+        touched = self.ladder.touched
+        if touched is not None:  # (their checkpoint forgets them too)
+            touched.update(k for k, s in self.persons.items() if s.last_ms < horizon)
         self.persons = {k: s for k, s in self.persons.items() if s.last_ms >= horizon}
+
+    # --- per-person state, for a worker's changelog ------------------------------------------
+
+    def dump(self, person_id: str) -> list[Any] | None:
+        """Everything a later decision about this person can depend on (None: nothing): the
+        feature state and event ids, the ladder's episode, timers and confirmed accounts, the
+        rule hits awaiting a report."""
+        state = self.persons.get(person_id)
+        ladder = self.ladder.dump(person_id)
+        hits = self._hits.get(person_id)
+        if state is None and ladder is None and not hits:
+            return None
+        horizon = min(self._now_ms - self.config.seen_ttl_ms, self.retain_from_ms)
+        return [state.dump(horizon) if state is not None else None, ladder,
+                [x for (rule, mode), t in hits.items() for x in (rule, mode, t)] if hits else None]
+
+    def install(self, person_id: str, d: list[Any] | None) -> None:
+        """Put back what ``dump`` gave (None: forget the person)."""
+        self.forget([person_id])
+        if d is None:
+            return
+        horizon = self._swept_ms - max(7 * DAY, int(self.ladder.policy.episode_quiet_hours * HOUR))
+        if d[0] is not None:
+            state = PersonState.load(d[0])
+            if state.last_ms >= horizon:
+                self.persons[person_id] = state
+        if d[1] is not None:
+            self.ladder.install(person_id, d[1])
+        if d[2]:
+            h = d[2]
+            self._hits[person_id] = {(h[i], h[i + 1]): h[i + 2] for i in range(0, len(h), 3)}
+
+    def forget(self, person_ids: Iterable[str]) -> None:
+        ids = list(person_ids)
+        for pid in ids:
+            self.persons.pop(pid, None)
+            self._hits.pop(pid, None)
+        self.ladder.forget(ids)
 
 
 class PersonSide:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import itertools
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -116,6 +115,25 @@ class Episode:
         if len(self.timeline) < 200:
             self.timeline.append((t_ms, text))
 
+    def dump(self) -> list[Any]:
+        return [self.episode_id, self.district, self.opened_ms, self.last_ms, self.offset_min,
+                [x for pair in sorted(self.issued) for x in pair], sorted(self.lines), sorted(self.payees),
+                [[s.task_id, s.action, s.created_ms, s.due_ms, list(s.evidence), s.txn_id, s.account,
+                  s.bank, s.amount_fen, s.result] for s in self.tasks.values()],
+                self.first_warning_ms, self.dissuaded, self.closed,
+                [list(p) for p in self.paid_after_warning], [list(n) for n in self.timeline]]
+
+    @classmethod
+    def load(cls, person_id: str, d: list[Any]) -> Episode:
+        ep = cls(d[0], person_id, d[1], d[2], d[3], d[4])
+        ep.issued = {(d[5][i], d[5][i + 1]) for i in range(0, len(d[5]), 2)}
+        ep.lines, ep.payees = set(d[6]), set(d[7])
+        ep.tasks = {t[0]: TaskState(t[0], t[1], t[2], t[3], tuple(t[4]), *t[5:]) for t in d[8]}
+        ep.first_warning_ms, ep.dissuaded, ep.closed = d[9], d[10], d[11]
+        ep.paid_after_warning = [tuple(p) for p in d[12]]  # type: ignore[misc]
+        ep.timeline = [tuple(n) for n in d[13]]  # type: ignore[misc]
+        return ep
+
 
 @dataclass
 class LadderStats:
@@ -152,7 +170,11 @@ class Ladder:
         self.stats = LadderStats()
         self.review: list[dict[str, Any]] = []  # people defrauded after a warning (预后被骗)
         self._timers: list[Timer] = []
-        self._seq = itertools.count()
+        self._of: dict[str, list[Timer]] = {}  # each person's timers (what a checkpoint keeps)
+        self._seq = 0  # creation order: ties in time fire in it
+        # Persons whose ladder (or, through the Decider, any) state changed, for a worker's
+        # checkpoint; None: nobody asks (replay).
+        self.touched: set[str] | None = None
 
     # --- time ------------------------------------------------------------------------------
 
@@ -161,6 +183,12 @@ class Ladder:
         out: list[WarningTask] = []
         while self._timers and self._timers[0].fire_ms <= now_ms:
             timer = heapq.heappop(self._timers)
+            mine = self._of[timer.person_id]
+            mine.remove(timer)
+            if not mine:
+                del self._of[timer.person_id]
+            if self.touched is not None:
+                self.touched.add(timer.person_id)
             ep = self.episodes.get(timer.person_id)
             person = persons.get(timer.person_id)
             if ep is None or person is None:
@@ -174,7 +202,47 @@ class Ladder:
         return bool(timers) and timers[0].fire_ms <= now_ms
 
     def _at(self, fire_ms: int, person_id: str, kind: str, ref: Any) -> None:
-        heapq.heappush(self._timers, Timer(fire_ms, next(self._seq), person_id, kind, ref))
+        timer = Timer(fire_ms, self._seq, person_id, kind, ref)
+        self._seq += 1
+        heapq.heappush(self._timers, timer)
+        self._of.setdefault(person_id, []).append(timer)
+
+    # --- per-person state, for a worker's changelog ------------------------------------------
+
+    def dump(self, person_id: str) -> list[Any] | None:
+        """A person's episode, timers (with their order) and confirmed accounts (None: none)."""
+        ep, timers = self.episodes.get(person_id), self._of.get(person_id)
+        confirmed = self.confirmed.get(person_id)
+        if ep is None and not timers and not confirmed:
+            return None
+        return [ep.dump() if ep is not None else None,
+                [x for t in timers for x in (t.fire_ms, t.seq, t.kind, t.ref)] if timers else None,
+                sorted(confirmed) if confirmed else None]
+
+    def install(self, person_id: str, d: list[Any]) -> None:
+        if d[0] is not None:
+            self.episodes[person_id] = Episode.load(person_id, d[0])
+        if d[1]:
+            t = d[1]
+            for i in range(0, len(t), 4):
+                ref = tuple(t[i + 3]) if isinstance(t[i + 3], list) else t[i + 3]
+                timer = Timer(t[i], t[i + 1], person_id, t[i + 2], ref)
+                heapq.heappush(self._timers, timer)
+                self._of.setdefault(person_id, []).append(timer)
+                # Later timers of this person come after it, as they did where it was made.
+                self._seq = max(self._seq, t[i + 1] + 1)
+        if d[2]:
+            self.confirmed[person_id] = set(d[2])
+
+    def forget(self, person_ids: list[str]) -> None:
+        gone = False
+        for pid in person_ids:
+            self.episodes.pop(pid, None)
+            self.confirmed.pop(pid, None)
+            gone = self._of.pop(pid, None) is not None or gone
+        if gone:
+            self._timers = [t for t in self._timers if t.person_id in self._of]
+            heapq.heapify(self._timers)
 
     # --- episodes and tasks ---------------------------------------------------------------------
 

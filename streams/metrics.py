@@ -52,6 +52,13 @@ BATCH_SECONDS = Histogram(
     "zt_batch_seconds", "Wall seconds to process one consumed batch, by stage.", ["stage"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
+STATE_RESTORE_SECONDS = Histogram(
+    "zt_state_restore_seconds",
+    "Wall seconds to read a stage's state back from its changelog when partitions are assigned.",
+    ["stage"], buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0))
+STATE_WRITTEN_BYTES = Counter(
+    "zt_state_changelog_bytes_total",
+    "Bytes of state records a worker wrote to a stage's changelog at its checkpoints.", ["stage"])
 CONSUMER_LAG = Gauge(
     "zt_consumer_lag_records",
     "Records not yet consumed by this worker (high-water mark minus position), by topic.",
@@ -72,7 +79,8 @@ LAST_RECEIVED = Gauge(
 BROKER_UP = Gauge(
     "zt_broker_up", "1 while the broker answers this worker's metadata requests, else 0.")
 LANE_UP = Gauge(
-    "zt_lane_up", "1 while a lane of this worker runs (reference, ingest, entity, decide, agents).",
+    "zt_lane_up",
+    "1 while a lane of this worker runs (reference, ingest, entity, decide, checkpoint, agents).",
     ["lane"])
 LOG_RESETS = Counter(
     "zt_broker_log_resets_total",

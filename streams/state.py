@@ -15,9 +15,10 @@ are those of ``models/features.py``.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict, deque
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from statistics import median
+from typing import Any
 
 from models.features import NONE_MIN
 
@@ -51,6 +52,13 @@ class _Window:
         """What is kept now, oldest first (``expire`` first for a given time)."""
         return iter(self._items)
 
+    def dump(self) -> list[Any]:
+        return _flat(self._items)
+
+    def load(self, flat: list[Any]) -> _Window:
+        self._items.extend(_pairs(flat))  # type: ignore[arg-type]
+        return self
+
 
 class LineStats:
     """A calling line's behaviour in the last 24 h: fan-out, answer rate, short calls, how many
@@ -63,7 +71,7 @@ class LineStats:
     (1.0, 1.0)
     """
 
-    __slots__ = ("_answered", "_callees", "_calls", "_elderly", "_short", "_url", "last_ms")
+    __slots__ = ("_answered", "_callees", "_calls", "_elderly", "_short", "_url", "last_ms", "seen")
 
     CAP = 4096
 
@@ -76,6 +84,7 @@ class LineStats:
         self._elderly = 0
         self._url = 0
         self.last_ms = 0
+        self.seen: dict[str, int] | None = None  # ids of the events applied here (``first_time``)
 
     def _expire(self, now_ms: int) -> None:
         # Also drops the oldest call of a full window, so the counts never miss one the deque
@@ -113,6 +122,32 @@ class LineStats:
         self._url += url
         if t_ms > self.last_ms:
             self.last_ms = t_ms
+
+    def dump(self, horizon: int) -> list[Any]:
+        """Its calls as one flat list (time deltas, callee, flags): what a changelog keeps."""
+        flat: list[Any] = [self.last_ms, seen_dump(self.seen, horizon)]
+        prev = 0
+        for t, callee, answered, short, elderly, url in self._calls:
+            flat += (t - prev, callee, answered | short << 1 | elderly << 2 | url << 3)
+            prev = t
+        return flat
+
+    @classmethod
+    def load(cls, flat: list[Any]) -> LineStats:
+        line = cls()
+        line.last_ms, line.seen = flat[0], seen_load(flat[1])
+        t = 0
+        for i in range(2, len(flat), 3):
+            t += flat[i]
+            callee, f = flat[i + 1], flat[i + 2]
+            answered, short, elderly, url = bool(f & 1), bool(f & 2), bool(f & 4), bool(f & 8)
+            line._calls.append((t, callee, answered, short, elderly, url))
+            line._callees[callee] = line._callees.get(callee, 0) + 1
+            line._answered += answered
+            line._short += short
+            line._elderly += elderly
+            line._url += url
+        return line
 
     def get(self, now_ms: int) -> dict[str, float]:
         self._expire(now_ms)
@@ -153,6 +188,14 @@ class SumWindow:
             self._total -= items.popleft()[1]
         return self._total
 
+    def dump(self) -> list[Any]:
+        return _flat(self._items)
+
+    def load(self, flat: list[Any]) -> SumWindow:
+        self._items.extend(_pairs(flat))
+        self._total = sum(a for _, a in self._items)
+        return self
+
 
 class DistinctWindow:
     """How many distinct keys were seen in the last ``span_ms`` (O(1) amortised per update)."""
@@ -183,6 +226,15 @@ class DistinctWindow:
             self._drop_oldest()
         return len(self._counts)
 
+    def dump(self) -> list[Any]:
+        return _flat(self._items)
+
+    def load(self, flat: list[Any]) -> DistinctWindow:
+        for t, key in _pairs(flat):
+            self._items.append((t, key))
+            self._counts[key] += 1
+        return self
+
 
 class AccountStats:
     """A payee account's last 24 h: distinct payers, and how much of the money in left again
@@ -195,7 +247,8 @@ class AccountStats:
     (2.0, 0.95)
     """
 
-    __slots__ = ("_drained", "_held", "_in", "_out", "_payers", "first_ms", "last_ms", "recent_in")
+    __slots__ = ("_drained", "_held", "_in", "_out", "_payers", "first_ms", "last_ms", "recent_in",
+                 "seen")
 
     DRAIN_MS = 30 * MINUTE
     HELD_MS = 7 * DAY
@@ -209,6 +262,25 @@ class AccountStats:
         self.recent_in: deque[list[int]] = deque(maxlen=256)  # [t, amount not yet drained]
         self.first_ms: int | None = None
         self.last_ms = 0
+        self.seen: dict[str, int] | None = None  # ids of the events applied here (``first_time``)
+
+    def dump(self, horizon: int) -> list[Any]:
+        return [self.first_ms, self.last_ms, self._in.dump(), self._out.dump(), self._payers.dump(),
+                self._drained.dump(), list(self._held), _flat(self.recent_in),
+                seen_dump(self.seen, horizon)]
+
+    @classmethod
+    def load(cls, d: list[Any]) -> AccountStats:
+        acc = cls()
+        acc.first_ms, acc.last_ms = d[0], d[1]
+        acc._in.load(d[2])
+        acc._out.load(d[3])
+        acc._payers.load(d[4])
+        acc._drained.load(d[5])
+        acc._held.extend(d[6])
+        acc.recent_in.extend([t, a] for t, a in _pairs(d[7]))
+        acc.seen = seen_load(d[8])
+        return acc
 
     def _seen(self, t_ms: int) -> None:
         if self.first_ms is None or t_ms < self.first_ms:
@@ -258,35 +330,43 @@ class AccountStats:
         }
 
 
-class SeenIds:
-    """Event ids seen in the last ``ttl_ms`` of event time, for de-duplication.
+def first_time(state: Any, ident: str, t_ms: int, horizon: int) -> bool:
+    """Whether the event ``ident`` (at ``t_ms``) is new to the key ``state`` belongs to, and
+    remember it; an id seen before ``horizon`` (event time) counts as new. The ids live in the
+    key's own state, so they move, are checkpointed and are restored with it.
 
-    >>> seen = SeenIds(ttl_ms=1000)
-    >>> seen.add("a", 0), seen.add("a", 10), seen.add("a", 5000)
+    >>> line = LineStats()
+    >>> first_time(line, "a", 0, -1000), first_time(line, "a", 10, -1000), first_time(line, "a", 5000, 4000)
     (True, False, True)
     """
-
-    __slots__ = ("_ids", "_order", "ttl_ms")
-
-    def __init__(self, ttl_ms: int):
-        self.ttl_ms = ttl_ms
-        self._ids: set[int] = set()
-        self._order: deque[tuple[int, int]] = deque()
-
-    def add(self, key: Hashable, t_ms: int) -> bool:
-        """Remember ``key``; False when it was already seen (a duplicate)."""
-        horizon, order = t_ms - self.ttl_ms, self._order
-        while order and order[0][0] < horizon:
-            self._ids.discard(order.popleft()[1])
-        h = hash(key)  # 64 bits stand for the id: a tenth of the memory of the string
-        if h in self._ids:
-            return False
-        self._ids.add(h)
-        order.append((t_ms, h))
+    seen = state.seen
+    if seen is None:
+        state.seen = {ident: t_ms}
         return True
+    t = seen.get(ident)
+    if t is not None and t >= horizon:
+        return False
+    seen[ident] = t_ms
+    if len(seen) > 8 and next(iter(seen.values())) < horizon:
+        # Forget what is past the horizon now and then (membership does not depend on it).
+        state.seen = {k: v for k, v in seen.items() if v >= horizon} or None
+    return True
 
-    def __len__(self) -> int:
-        return len(self._ids)
+
+def seen_dump(seen: dict[str, int] | None, horizon: int) -> list[Any]:
+    return [x for k, t in seen.items() if t >= horizon for x in (k, t)] if seen else []
+
+
+def seen_load(flat: list[Any]) -> dict[str, int] | None:
+    return dict(_pairs(flat)) or None
+
+
+def _flat(pairs: Iterable[Any]) -> list[Any]:
+    return [x for pair in pairs for x in pair]
+
+
+def _pairs(flat: list[Any]) -> Iterator[tuple[Any, Any]]:
+    return zip(flat[::2], flat[1::2], strict=True)
 
 
 class PersonContacts:
@@ -324,6 +404,18 @@ class PersonContacts:
 
     def unknown_call(self, end_ms: int, minutes: float, listed: bool) -> None:
         self._unknown.append((end_ms, minutes, listed))
+
+    def dump(self) -> list[Any]:
+        return [[x for end, minutes, listed in self._unknown for x in (end, minutes, int(listed))],
+                _flat(self._known.items())]
+
+    @classmethod
+    def load(cls, d: list[Any]) -> PersonContacts:
+        c = cls()
+        u = d[0]
+        c._unknown.extend((u[i], u[i + 1], bool(u[i + 2])) for i in range(0, len(u), 3))
+        c._known.update(_pairs(d[1]))
+        return c
 
     def get(self, now_ms: int) -> dict[str, float]:
         return dict(zip(self.NAMES, self.values(now_ms), strict=True))
@@ -393,6 +485,19 @@ class PersonTransfers:
                 float(len(recent) + 1),
                 total / 100,
                 1.0 if last_own is not None and 0 <= now_ms - last_own <= DAY else 0.0)
+
+    def dump(self) -> list[Any]:
+        return [_flat(self.payees.items()), list(self.amounts), self.recent.dump(),
+                self.last_own_move_ms]
+
+    @classmethod
+    def load(cls, d: list[Any]) -> PersonTransfers:
+        p = cls()
+        p.payees.update(_pairs(d[0]))
+        p.amounts.extend(d[1])
+        p.recent.load(d[2])
+        p.last_own_move_ms = d[3]
+        return p
 
     def first_paid(self, payee: str) -> int | None:
         """When the person first paid ``payee`` (None: never, or too long ago to remember)."""

@@ -19,6 +19,7 @@ counted; it is the one case where a worker may decide differently from replay.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from heapq import heappop, heappush
 from typing import Any
@@ -108,6 +109,18 @@ class Reorderer:
             else:
                 break
         self._released = released
+        return out
+
+    def remove(self, gone: Any) -> list[Any]:
+        """Take out the items for which ``gone(item)`` is true (a worker's partitions moved
+        away); with nothing left, the buffer starts again from no watermark at all."""
+        out = [e[5] for e in self._heap if gone(e[5])] + [i for i in self._late if gone(i)]
+        if out:
+            self._heap = [e for e in self._heap if not gone(e[5])]
+            heapq.heapify(self._heap)
+            self._late = [i for i in self._late if not gone(i)]
+        if not self._heap and not self._late:
+            self._external_wm = self._max_seen = self._released = -(2**62)
         return out
 
     def drain(self) -> list[Any]:

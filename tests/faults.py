@@ -7,6 +7,7 @@ for the same records: byte for byte, as sets of task records.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,19 @@ def city(traffic: int, persons: int = 2000, listed: int = 100) -> tuple[Records,
     transfers, in the order a feed sends them."""
     c = BenchCity(persons=persons, listed=listed)
     return list(c.reference()), list(c.traffic(traffic))
+
+
+def simulated_city(persons: int, days: int, seed: int, work: Path) -> tuple[Records, Records]:
+    """A simulated city (``zt simulate``): its registry and watch lists, then the rest (calls,
+    transfers, case reports), in the order a feed sends them. Fraud episodes, mules and their
+    victims make decisions depend on what the state remembers, not only on the record."""
+    from streams.simulator import simulate
+
+    path = work / "city.jsonl"
+    simulate(persons, days, seed=seed, out=path)
+    records = [(e["topic"], e["value"]) for e in map(orjson.loads, path.read_bytes().splitlines())]
+    reference = [(t, v) for t, v in records if t in ("registry", "watchlist")]
+    return reference, [(t, v) for t, v in records if t not in ("registry", "watchlist")]
 
 
 def replay_tasks(records: Records, work: Path) -> set[bytes]:
@@ -128,3 +142,111 @@ def broker_restart(outage_s: float, work: Path, traffic: int = 16_000) -> dict[s
         if w.proc.poll() is None:
             w.kill()
         broker.stop()
+
+
+# --- durable state: faults of the workers themselves -------------------------------------------
+
+STATE_FAULTS = ("kill_only", "kill_one_of_two", "sigterm_restart", "third_joins", "rolling_restart")
+
+
+def compare(got: set[bytes], expected: set[bytes]) -> dict[str, int]:
+    """Tasks extra, missing, and ids sent with bytes other than replay's."""
+    want = {orjson.loads(t)["task_id"]: t for t in expected}
+    differs = {orjson.loads(t)["task_id"] for t in got if orjson.loads(t)["task_id"] in want
+               and want[orjson.loads(t)["task_id"]] != t}
+    return {"extra": len(got - expected), "missing": len(expected - got),
+            "same_id_other_bytes": len(differs)}
+
+
+def _consumed(w: WorkerProcess) -> float:
+    try:
+        return (w.metric("zt_records_consumed_total", topic="calls")
+                + w.metric("zt_records_consumed_total", topic="transactions"))
+    except OSError:
+        return 0.0
+
+
+def paced(bootstrap: str, records: Records, rate: float) -> threading.Thread:
+    """Send ``records`` at ``rate`` a second from a thread (a live feed); started."""
+
+    def run() -> None:
+        prod = feed.producer(bootstrap)
+        start, step = time.monotonic(), max(int(rate / 20), 1)
+        try:
+            for i in range(0, len(records), step):
+                for topic, value in records[i:i + step]:
+                    feed.send(prod, topic, value)
+                time.sleep(max(0.0, start + (i + step) / rate - time.monotonic()))
+            prod.flush(30)
+        finally:
+            prod.close(5)
+
+    thread = threading.Thread(target=run, name="paced-feed", daemon=True)
+    thread.start()
+    return thread
+
+
+def worker_fault(fault: str, bootstrap: str, work: Path, group: str, reference: Records,
+                 traffic: Records, expected: set[bytes], at: float,
+                 models: tuple[str, ...] = ("--models", "none"), rate: float | None = None
+                 ) -> dict[str, Any]:
+    """Feed ``reference`` then ``traffic`` (bulk, or at ``rate`` records a second) to the
+    workers of ``group``, do ``fault`` once the group has consumed the fraction ``at`` of the
+    traffic, let everything settle, and compare the tasks on warning-tasks with replay's
+    (``expected``)."""
+    assert fault in STATE_FAULTS, fault
+    n = 0
+
+    def start() -> WorkerProcess:
+        nonlocal n
+        n += 1
+        return WorkerProcess(bootstrap, work / f"worker-{n}.log", group=group, args=models)
+
+    workers = [start() for _ in range(1 if fault == "kill_only" else 2)]
+    out: dict[str, Any] = {"fault": fault, "at": round(at, 3), "rate": rate,
+                           "expected": len(expected)}
+    started = time.monotonic()
+    try:
+        for w in workers:
+            w.wait_ready(timeout=90)
+        feed.produce(bootstrap, reference)
+        n_registry = len({v["person_id"] for t, v in reference if t == "registry"})
+        n_watch = len({v["value"] for t, v in reference if t == "watchlist"})
+        for w in workers:
+            w.wait_metric("zt_reference_entries", n_registry, table="registry", timeout=60)
+            w.wait_metric("zt_reference_entries", n_watch, table="watchlist", timeout=60)
+        if rate is None:
+            feed.produce(bootstrap, traffic)
+        else:
+            paced(bootstrap, traffic, rate)
+        volume = sum(1 for t, _ in traffic if t in ("calls", "transactions"))
+        wait_for("the fault's moment", lambda: sum(_consumed(w) for w in workers)
+                 >= at * volume, timeout_s=120, every_s=0.02)
+        victim = workers[0]
+        if fault in ("kill_only", "kill_one_of_two"):
+            victim.kill()
+            workers = [start()] if fault == "kill_only" else workers[1:]
+        elif fault == "sigterm_restart":
+            victim.stop()
+            out["exit_code"] = victim.proc.returncode
+            workers = [start(), *workers[1:]]
+        elif fault == "third_joins":
+            workers.append(start())
+        else:  # rolling_restart: each in turn, the next once its replacement is up
+            for i in range(len(workers)):
+                workers[i].stop()
+                workers[i] = start()
+                workers[i].wait_ready(timeout=90)
+        got: set[bytes] = set()
+        deadline = time.monotonic() + 180
+        while not expected <= got and time.monotonic() < deadline:
+            got = tasks_on(bootstrap, idle_s=2.0, timeout_s=30)
+        got = tasks_on(bootstrap, idle_s=3.0, timeout_s=30)  # and nothing more after it
+        out |= compare(got, expected)
+        out["tasks"] = len(got)
+        out["seconds"] = round(time.monotonic() - started, 1)
+        out["workers_up"] = sum(w.proc.poll() is None for w in workers)
+        return out
+    finally:
+        for w in workers:
+            w.stop()

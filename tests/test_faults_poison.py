@@ -45,7 +45,7 @@ def test_poison_on_every_topic_mid_city_changes_nothing_and_is_dead_lettered(
     w.wait_metric("zt_reference_entries", 100, table="watchlist")
     status, ready = w.health("/readyz")
     assert status == 200 and ready["ok"] and ready["broker_reachable"] and ready["global_tables_loaded"]
-    assert ready["lanes"] == ["agents", "decide", "entity", "ingest", "reference"]
+    assert ready["lanes"] == ["agents", "checkpoint", "decide", "entity", "ingest", "reference"]
     feed.produce(fresh_topics.bootstrap, sent[:half + len(processed)])
     prod = feed.producer(fresh_topics.bootstrap)  # a huge message key, with a city record
     prod.send("calls", value=orjson.dumps(call), key=b"k" * 500_000).get(30)
@@ -74,7 +74,7 @@ def test_poison_on_every_topic_mid_city_changes_nothing_and_is_dead_lettered(
     got = tasks_on(fresh_topics.bootstrap, idle_s=3)
     assert got == expected
     assert w.proc.poll() is None
-    assert w.metric("zt_lane_up") == 5
+    assert w.metric("zt_lane_up") == 6
     assert w.health("/healthz")[0] == 200
     for topic in contract.INPUT_TOPICS:
         assert w.metric("zt_records_rejected_total", topic=topic) == len(hostile.invalid(topic))

@@ -1,0 +1,2 @@
+"""The worker's runtime around the pure core: durable state (``changelog``) and the one
+checkpoint every lane's commit goes through (``checkpoint``)."""

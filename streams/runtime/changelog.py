@@ -1,0 +1,184 @@
+"""A stage's state as a changelog topic, like a Kafka Streams store: per key, flushed at every
+checkpoint, read back when a partition is assigned.
+
+The entity stage's lines and accounts go to ``zt-entity-state``, the person stage's persons to
+``zt-person-state``, on the partition of the stage topic that owns the key (so a partition's
+state is one changelog partition). Records are keyed, so Apache Kafka's compaction keeps the
+latest of each (the topics are created compacted; Tansu accepts that and keeps everything):
+
+* ``s<key>``: the key's state, ``EntityStage.dump`` / ``Decider.dump`` as JSON arrays (None, a
+  tombstone, once nothing is remembered of it);
+* ``p<key>``: the key's *pending* events, those held in the stage's event-time buffer that came
+  in memory from this worker's upstream stage (as envelopes; a tombstone once decided). The
+  buffer is state too, as in Flink: the upstream stage remembers it applied them, so after a
+  crash it would not send them again, and only their checkpoint has them.
+
+Only keys whose state changed since the last checkpoint are written (a record cache with dirty
+keys: a key changed a thousand times between two checkpoints is written once), in producer
+batches of many records (the client's per-message cost, not the bytes, is what a Python process
+pays), each batch well under Tansu's 1 MB request limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from streams import metrics
+from streams.core import StageEvent
+
+log = logging.getLogger(__name__)
+
+BATCH_BYTES = 96 << 10  # per producer batch: a request holds one batch per partition (8 < 1 MB)
+
+Records = dict[int, list[tuple[bytes, bytes | None]]]  # partition -> (record key, value or None)
+
+
+class StageStore:
+    """The changelog of one ordered stage (``stage`` is an ``EntityStage`` or a ``Decider``)."""
+
+    def __init__(self, topic: str, stage: Any, partition_of: Callable[[str], int]):
+        self.topic, self.stage, self.partition_of = topic, stage, partition_of
+        self.name = "entity" if hasattr(stage, "lines") else "decide"
+        self.dirty: set[str] = set()
+        stage.touched = self.dirty  # the core notes every key it changes here
+        # What each key's pending record says now (sort keys), so an unchanged one is not written.
+        self.pending: dict[str, tuple[Any, ...]] = {}
+        self.records_written = 0
+        self.bytes_written = 0
+
+    def capture(self, buffered: Iterable[StageEvent], own: Any) -> Records:
+        """The records of every key changed since the last capture, and of every key whose
+        pending events changed. ``buffered``: what the stage's buffer holds; ``own``: the lane's
+        ``HeldOffsets`` (an event held there came through the broker and is read again after a
+        crash; any other came in memory, or from a restored pending record). Synchronous: call
+        it with the worker's stages at rest."""
+        out: Records = {}
+        dirty, self.dirty = self.dirty, set()
+        self.stage.touched = self.dirty
+        dump, part = self.stage.dump, self.partition_of
+        for key in dirty:
+            state = dump(key)
+            out.setdefault(part(key), []).append(
+                (b"s" + key.encode(), orjson.dumps(state) if state is not None else None))
+        now: dict[str, list[StageEvent]] = {}
+        for ev in buffered:
+            origin = ev.origin
+            if origin is None or origin[0] is not own:
+                now.setdefault(ev.key, []).append(ev)
+        for key, events in now.items():
+            events.sort(key=lambda e: e.sort_key)
+            keys = tuple(e.sort_key for e in events)
+            if self.pending.get(key) != keys:
+                self.pending[key] = keys
+                out.setdefault(part(key), []).append(
+                    (b"p" + key.encode(), orjson.dumps([e.envelope() for e in events])))
+        for key in [k for k in self.pending if k not in now]:
+            del self.pending[key]
+            out.setdefault(part(key), []).append((b"p" + key.encode(), None))
+        return out
+
+    def pending_restored(self, events: list[StageEvent]) -> None:
+        """Restored pending events are back in the stage's buffer (what their records say)."""
+        keys: dict[str, list[Any]] = {}
+        for e in events:
+            keys.setdefault(e.key, []).append(e.sort_key)
+        for key, sort_keys in keys.items():
+            self.pending[key] = tuple(sorted(sort_keys))
+
+    def rewrite(self) -> None:
+        """Write every key and pending record at the next checkpoint (the broker lost them)."""
+        self.dirty.update(self.keys())
+        self.pending.clear()
+
+    def forget(self, partitions: set[int]) -> None:
+        """Drop the keys of ``partitions`` (revoked: their next owner reads them back)."""
+        part = self.partition_of
+        stage = self.stage
+        keys = [k for k in self.keys() if part(k) in partitions]
+        stage.forget(keys)
+        self.dirty.difference_update(keys)
+        for k in [k for k in self.pending if part(k) in partitions]:
+            del self.pending[k]
+
+    def keys(self) -> set[str]:
+        stage = self.stage
+        if hasattr(stage, "lines"):
+            return {*stage.lines, *stage.accounts}
+        ladder = stage.ladder
+        return {*stage.persons, *ladder.episodes, *ladder.confirmed, *ladder._of, *stage._hits}
+
+    async def send(self, producer: AIOKafkaProducer, records: Records) -> list[asyncio.Future[Any]]:
+        """Send ``records`` in batches; the futures of their acknowledgements."""
+        futures = []
+        for partition, items in records.items():
+            batch = producer.create_batch()
+            for key, value in items:
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    futures.append(await producer.send_batch(batch, self.topic, partition=partition))
+                    batch = producer.create_batch()
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        raise ValueError(f"{self.topic}: a state record of {len(value or b'')} bytes "
+                                         "does not fit a batch")
+                self.records_written += 1
+                self.bytes_written += len(key) + len(value or b"")
+            if batch.record_count():
+                futures.append(await producer.send_batch(batch, self.topic, partition=partition))
+        metrics.STATE_WRITTEN_BYTES.labels(self.name).inc(
+            sum(len(k) + len(v or b"") for items in records.values() for k, v in items))
+        return futures
+
+    async def restore(self, consumer_kwargs: dict[str, Any], partitions: list[int]
+                      ) -> tuple[list[StageEvent], dict[str, Any]]:
+        """Read the changelog of ``partitions`` from its start to its end (the end by the fetch
+        responses' high-water marks: Tansu's ListOffsets can be short of it), install the latest
+        state of each key; return the pending events to push into the stage's buffer again, and
+        figures (records, bytes, seconds)."""
+        started = time.monotonic()
+        latest: dict[bytes, bytes | None] = {}
+        read = size = 0
+        if partitions:
+            consumer = AIOKafkaConsumer(**{**consumer_kwargs, "group_id": None})
+            await consumer.start()
+            try:
+                tps = [TopicPartition(self.topic, p) for p in partitions]
+                consumer.assign(tps)
+                await consumer.seek_to_beginning(*tps)
+                while True:
+                    batches = await consumer.getmany(timeout_ms=200, max_records=20_000)
+                    for msgs in batches.values():
+                        for m in msgs:
+                            latest[m.key] = m.value
+                            read += 1
+                            size += len(m.key or b"") + len(m.value or b"")
+                    if await _at_end(consumer, tps):
+                        break
+            finally:
+                await consumer.stop()
+        pending: list[StageEvent] = []
+        stage = self.stage
+        for i, (key, value) in enumerate(latest.items()):
+            name = key[1:].decode()
+            if key[:1] == b"s":
+                stage.install(name, orjson.loads(value) if value is not None else None)
+            elif value is not None:
+                pending.extend(StageEvent.from_envelope(env) for env in orjson.loads(value))
+            if i % 500 == 499:
+                await asyncio.sleep(0)  # (the other lanes, the heartbeats and the fetches go on)
+        figures = {"records": read, "bytes": size, "keys": len(latest),
+                   "seconds": round(time.monotonic() - started, 3)}
+        return pending, figures
+
+
+async def _at_end(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> bool:
+    for tp in tps:
+        high = consumer.highwater(tp)
+        if high is None or await consumer.position(tp) < high:
+            return False
+    return True

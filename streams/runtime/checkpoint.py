@@ -1,0 +1,109 @@
+"""The one checkpoint of a worker, that every commit goes through (``Checkpoints.checkpoint``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from aiokafka import TopicPartition
+
+from streams import transient
+from streams.core import StageEvent
+from streams.runtime.offsets import release_inputs
+
+if TYPE_CHECKING:
+    from streams.runtime.ordered import OrderedLane
+
+
+class Checkpoints:
+    """The worker's checkpoints (a part of ``Lanes``)."""
+
+    async def _checkpoint_lane(self) -> None:
+        """A checkpoint every ``commit_every_s`` while the stages run (each lane takes a last
+        one as it stops, before its consumer closes)."""
+        lanes = (self.entity_lane, self.decide_lane)
+        while not all(lane.stopping.is_set() for lane in lanes):
+            await asyncio.sleep(self.cfg.commit_every_s)
+            await self.checkpoint()
+
+    async def checkpoint(self, revoked: tuple[OrderedLane, set[int]] | None = None) -> None:
+        """The one checkpoint of this worker, that every commit goes through (Kafka Streams'
+        commit, Flink's aligned checkpoint):
+
+        1. with every stage at rest (``busy``): the changed keys' state and the pending events
+           of both ordered stages, every lane's offsets (up to the first record still held in
+           any stage of this worker), and the sends not acknowledged yet; and, for ``revoked``
+           (a lane and partitions moving away), their keys and buffered events dropped;
+        2. wait for those sends: the state never says an event was applied before what it led
+           to is on the broker;
+        3. send the state records (the person stage's, then the entity stage's) and wait;
+        4. commit the offsets (of the revoked lane only, when revoking).
+
+        A worker that dies anywhere in this resumes from the last complete checkpoint: what it
+        re-reads and had already applied is a duplicate by the restored event ids, what it had
+        not is applied afresh."""
+        async with self._checkpointing:
+            async with self.busy:
+                lanes = (self.entity_lane, self.decide_lane)
+                records = [(lane.store, lane.store.capture(lane.buffer.items(), lane.held))
+                           for lane in lanes]
+                offsets = [(self.ingest_consumer, self._ingest_offsets(), self.ingest_uncommitted,
+                            self._ingest_commits)]
+                offsets += [(lane.consumer, lane.offsets(), lane.uncommitted, lane.commits)
+                            for lane in lanes]
+                sent = self.unacked.snapshot()
+                dropped: list[StageEvent] = []
+                if revoked is not None:
+                    lane, parts = revoked
+                    dropped = lane.drop(parts)
+                    offsets = [o for o in offsets if o[0] is lane.consumer]
+            if sent:
+                await asyncio.gather(*sent)
+            assert self.state_producer is not None
+            # The person stage's records first, all of them acknowledged before the entity
+            # stage's: a line or account saying it applied an event must never be on the broker
+            # while the person event it led to (pending, or applied) is not. (A checkpoint cut
+            # short leaves some keys of it written and others not: each key is consistent with
+            # the offsets of the last complete one, which the restart reads from.)
+            for store, recs in reversed(records):
+                acks = await store.send(self.state_producer, recs)
+                if acks:
+                    await asyncio.gather(*acks)
+            release_inputs(dropped)  # in their pending records now: their inputs may be committed
+            for consumer, offs, uncommitted, retry in offsets:
+                if consumer is None or not offs:
+                    continue
+                if await transient.commit(consumer, offs, retry):
+                    for tp, off in offs.items():
+                        uncommitted.committed(tp, off)
+            # Event ids are kept at least as far back as an input of this worker not committed
+            # yet reaches, and as the events applied in the last minute (what another worker
+            # taking over an input may send again), and a TTL more.
+            times = [t for u in (self.ingest_uncommitted, self.entity_lane.uncommitted,
+                                 self.decide_lane.uncommitted) if (t := u.earliest()) is not None]
+            recent = self.recently_applied.earliest(time.monotonic())
+            if recent is not None:
+                times.append(recent)
+            retain = (min(times) if times else 2**62) - self.cfg.core.seen_ttl_ms
+            self.entities.retain_from_ms = self.decider.retain_from_ms = retain
+
+    def retain_ids_from(self, t_ms: int) -> None:
+        """An event of time ``t_ms`` was read or applied: keep event ids from then on (and a TTL
+        before) at once, not only from the next checkpoint on (a bulk feed runs days of event
+        time between two; a key written meanwhile must keep the ids a re-read may bring)."""
+        retain = t_ms - self.cfg.core.seen_ttl_ms
+        if retain < self.entities.retain_from_ms:
+            self.entities.retain_from_ms = self.decider.retain_from_ms = retain
+
+    def _ingest_offsets(self) -> dict[TopicPartition, int]:
+        consumer = self.ingest_consumer
+        if consumer is None:
+            return {}
+        offsets = {}
+        for tp in consumer.assignment():
+            nxt = self.ingest_consumed.get(tp)
+            if nxt is not None:
+                first = self.ingest_held.first(tp)
+                offsets[tp] = nxt if first is None else first
+        return offsets
