@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -29,9 +30,9 @@ from babel.support import NullTranslations, Translations
 LANGUAGES = ("zh_CN", "en")
 
 
-@cache
-def _translations(language: str) -> NullTranslations:
-    po = resources.files("streams") / "locale" / language / "LC_MESSAGES" / "reasons.po"
+def compile_catalog(po: Traversable, language: str) -> NullTranslations:
+    """A gettext catalog (``.po``) compiled in memory with Babel; no catalog, no translation
+    (the English message ids are the text)."""
     if not po.is_file():
         return NullTranslations()
     with po.open("rb") as f:
@@ -40,6 +41,12 @@ def _translations(language: str) -> NullTranslations:
     write_mo(buf, catalog)
     buf.seek(0)
     return Translations(fp=buf)
+
+
+@cache
+def _translations(language: str) -> NullTranslations:
+    return compile_catalog(resources.files("streams") / "locale" / language / "LC_MESSAGES"
+                           / "reasons.po", language)
 
 
 class Words:

@@ -23,17 +23,16 @@ formatted with Babel's locale data in the task's own offset.
 from __future__ import annotations
 
 import datetime as dt
-import io
 from functools import cache
 from pathlib import Path
 
 from babel.dates import format_datetime
 from babel.lists import format_list
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import NullTranslations, Translations
+from babel.support import NullTranslations
 from babel.units import format_unit
 from starlette.requests import Request
+
+from streams.words import compile_catalog
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 LANGUAGES = {"zh_CN": "中文", "en": "English"}
@@ -44,15 +43,7 @@ _UNITS = (("day", 86_400_000), ("hour", 3_600_000), ("minute", 60_000), ("second
 
 @cache
 def translations(lang: str) -> NullTranslations:
-    po = LOCALE_DIR / lang / "LC_MESSAGES" / "desk.po"
-    if not po.exists():
-        return NullTranslations()
-    with po.open("rb") as f:
-        catalog = read_po(f, locale=lang)
-    buf = io.BytesIO()
-    write_mo(buf, catalog)
-    buf.seek(0)
-    return Translations(fp=buf)
+    return compile_catalog(LOCALE_DIR / lang / "LC_MESSAGES" / "desk.po", lang)
 
 
 def pick(query: str | None, cookie: str | None, accept: str | None) -> str:
