@@ -122,40 +122,6 @@ def test_replay_and_worker_give_the_same_tasks(worker_factory, fresh_topics, tmp
     assert sorted(got) == expected  # the same bytes
 
 
-def test_a_worker_killed_mid_stream_loses_no_task(worker_factory, fresh_topics, tmp_path: Path):
-    """SIGKILL a worker while it decides a backlog, start another in its group: every task
-    replay finds is on warning-tasks (at least once: a record re-read after the restart may
-    give its task again, with the same id, which the desk takes once)."""
-    from streams.bench import BenchCity
-
-    city = BenchCity(persons=2000, listed=100)
-    records = [*city.reference(), *city.traffic(30_000)]
-    events = tmp_path / "events.jsonl"
-    events.write_bytes(b"".join(orjson.dumps({"topic": t, "value": v}) + b"\n" for t, v in records))
-    want = replay(events, tmp_path / "replay.jsonl")
-    expected = {orjson.loads(x)["task_id"] for x in (tmp_path / "replay.jsonl").read_bytes().splitlines()}
-    assert len(expected) == sum(want.tasks.values()) > 300
-
-    first = worker_factory()
-    first.wait_ready()
-    feed.produce(fresh_topics.bootstrap, records)
-    first.wait_metric("zt_tasks_emitted_total", 50, timeout=60)
-    first.kill()
-    emitted_before = len(feed.read(fresh_topics.bootstrap, "warning-tasks", timeout_s=10, idle_s=1))
-    assert emitted_before < len(expected)  # killed mid-stream, not after
-
-    second = worker_factory()
-    second.wait_ready(timeout=60)
-    seen: set[str] = set()
-    for _ in range(60):
-        seen = {t["task_id"] for t in feed.read(fresh_topics.bootstrap, "warning-tasks",
-                                                timeout_s=10, idle_s=1)}
-        if expected <= seen:
-            break
-        time.sleep(1)
-    assert expected - seen == set(), f"lost {len(expected - seen)} of {len(expected)} tasks"
-
-
 def _settled(workers, partitions: int = 8, timeout: float = 60.0) -> None:
     """Wait until every stage partition is held by one of ``workers`` and takes that worker's
     events in memory (each worker holding some: the group's rebalances are over)."""
