@@ -257,7 +257,7 @@ class Ladder:
         ep = self.episodes.get(person_id)
         if ep is not None and line in ep.lines and self.open(ep, t_ms) and t_ms > ep.last_ms:
             ep.last_ms = t_ms
-            ep.note(t_ms, "called again by the line it was warned about")
+            ep.note(t_ms, self.words.say("called again by the line it was warned about"))
 
     def episode(self, person: Person, t_ms: int, offset_min: int) -> Episode:
         ep = self.episodes.get(person.person_id)
@@ -279,7 +279,9 @@ class Ladder:
                                      task.txn_id, task.account, task.bank, task.amount_fen)
         ep.issued.update(subject_codes)
         ep.last_ms = max(ep.last_ms, task.created_ms)
-        ep.note(task.created_ms, f"task {task.action} ({', '.join(r.code for r in task.reasons)})")
+        ep.note(task.created_ms, self.words.say("{action}: task raised ({codes})",
+                                                action=self._action(task.action),
+                                                codes=", ".join(r.code for r in task.reasons)))
         self._at(due, ep.person_id, "sla", rec_id)
         self.stats.add("warnings", task.action, ep.district)
         if task.action in ("hold", "stop_payment") and task.amount_fen:
@@ -304,7 +306,8 @@ class Ladder:
         own = v["payee_account"] in {a for _, a in person.accounts}
         if status == "completed" and not own:
             ep.paid_after_warning.append((t_ms, v["payee_account"], v["amount_fen"], txn))
-            ep.note(t_ms, f"paid {v['amount_fen'] / 100:,.0f} CNY to {mask_account(v['payee_account'])}")
+            ep.note(t_ms, self.words.say("paid {amount} CNY to {account}", amount=_cny(v["amount_fen"]),
+                                          account=mask_account(v["payee_account"])))
         hold = next((s for s in ep.tasks.values() if s.action == "hold" and s.txn_id == txn), None)
         if status != "completed" or hold is None or hold.result == "held":
             return []
@@ -332,7 +335,8 @@ class Ladder:
         if not first:
             return []  # a repeated outcome changes nothing
         self.stats.add("outcomes", result)
-        ep.note(t_ms, f"outcome of {state.action}: {result}")
+        ep.note(t_ms, self.words.say("{action}: outcome {result}", action=self._action(state.action),
+                                      result=self.words.say(_RESULTS.get(result, result))))
         if t_ms > state.due_ms:
             self.stats.add("done_late", state.action)
         p = self.policy
@@ -371,7 +375,7 @@ class Ladder:
             if state is None or state.result is not None:
                 return []
             self.stats.add("sla_breaches", state.action)
-            ep.note(timer.fire_ms, f"{state.action} overdue")
+            ep.note(timer.fire_ms, self.words.say("{action}: overdue", action=self._action(state.action)))
             if state.action == "call" and not ep.closed:
                 return [self._visit(ep, person, timer.fire_ms, "CALL_OVERDUE", self.words.say(
                     "the dissuasion call was not made in time: go and see them"), state)]
@@ -432,6 +436,9 @@ class Ladder:
             })
         return []
 
+    def _action(self, action: str) -> str:
+        return self.words.say(_ACTIONS.get(action, action))
+
     # --- building tasks ---------------------------------------------------------------------------
 
     def _visit(self, ep: Episode, person: Person, t_ms: int, code: str, text: str,
@@ -458,6 +465,14 @@ class Ladder:
 
 def _cny(fen: int) -> str:
     return f"{fen / 100:,.0f}"
+
+
+# The words of an episode's timeline (the review of people defrauded after a warning).
+_ACTIONS = {"call": "dissuasion call", "visit": "face-to-face visit", "hold": "hold",
+            "stop_payment": "stop-payment"}
+_RESULTS = {"dissuaded": "dissuaded", "unreachable": "not reached", "refused": "refused",
+            "not_fraud": "not fraud", "visited": "visited", "held": "held", "stopped": "stopped",
+            "failed": "failed"}
 
 
 def _episode_id(pid: str, opened_ms: int, offset_min: int) -> str:

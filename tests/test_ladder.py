@@ -136,7 +136,9 @@ def test_zero_transfer_rate_counts_warned_people_by_window():
     assert ladder.stats.get("defrauded_after_warning") == 1
     [case] = ladder.review
     assert case["person_id"] == "P1" and case["transfers"][0]["amount_fen"] == 900_000
-    assert any("task call" in line for line in case["timeline"])
+    # The timeline is in the desks' language, like the reasons.
+    timeline = "\n".join(case["timeline"])
+    assert "发起劝阻电话任务（" in timeline and "转账9,000元" in timeline, timeline
 
 
 def test_not_fraud_closes_the_episode():
