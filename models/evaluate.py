@@ -2,7 +2,7 @@
 call features.
 
 Every figure is computed per scoring point, on the days a model never trained on: the test days
-of its own training file, or every matured day of another city (``zt evaluate``).
+of its own training file, or every matured day of another city (``zt models evaluate``).
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def evaluate_file(events: Path, registry: Registry, version: str | None, out: Pa
                   maturity_days: int | None = None,
                   progress: Callable[[int, int], None] | None = None,
                   core_factory: Callable[..., Any] | None = None) -> tuple[dict[str, Any], Path]:
-    """The whole of ``zt evaluate``: figures as JSON, plots as PNG, in ``out``."""
+    """The whole of ``zt models evaluate``: figures as JSON, plots as PNG, in ``out``."""
     from models.plots import write_plots
 
     version = registry.resolve(version)
