@@ -72,7 +72,7 @@ def _get(url: str, user: str, password: str) -> object:
 
 def test_demo_keep_runs_the_city_on_and_every_task_has_a_login() -> None:
     desk_port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "demo", "--keep", "--persons", "1500",
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "demo", "--keep", "--persons", "1000",
                              "--days", "1", "--speed", "20000", "--metrics-port", str(free_port()),
                              "--desk-port", str(desk_port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
