@@ -49,8 +49,6 @@ from streams.state import (
     PersonContacts,
     PersonTransfers,
     first_time,
-    seen_dump,
-    seen_load,
 )
 from streams.tasks import Reason, WarningTask
 from streams.watermark import Reorderer, SortKey
@@ -305,9 +303,9 @@ class EntityStage:
         line, acc = self.lines.get(key), self.accounts.get(key)
         if line is None and acc is None:
             return None
-        horizon = min(self._now_ms - self.config.seen_ttl_ms, self.retain_from_ms)
-        return [line.dump(horizon) if line is not None else None,
-                acc.dump(horizon) if acc is not None else None]
+        # (Values are the live containers, event ids included as they are: serialise at once.)
+        return [line.dump() if line is not None else None,
+                acc.dump() if acc is not None else None]
 
     def install(self, key: str, state: list[Any] | None) -> None:
         """Put back what ``dump`` gave (None: forget the key); what a sweep since would have
@@ -393,16 +391,15 @@ class PersonState:
     first_ms: int = 0  # the person's first event this stage remembers (how much history it has)
     seen: dict[str, int] | None = None  # ids of the events applied to the person (``first_time``)
 
-    def dump(self, horizon: int) -> list[Any]:
+    def dump(self) -> list[Any]:
         return [self.contacts.dump(), self.transfers.dump() if self.transfers is not None else None,
-                [x for kv in self.open_txns.items() for x in kv], self.last_ms, self.first_ms,
-                seen_dump(self.seen, horizon)]
+                self.open_txns, self.last_ms, self.first_ms,
+                self.seen]
 
     @classmethod
     def load(cls, d: list[Any]) -> PersonState:
-        o = d[2]
         return cls(PersonContacts.load(d[0]), PersonTransfers.load(d[1]) if d[1] is not None else None,
-                   dict(zip(o[::2], o[1::2], strict=True)), d[3], d[4], seen_load(d[5]))
+                   d[2], d[3], d[4], d[5])
 
 
 @dataclass
@@ -869,8 +866,7 @@ class Decider:
         hits = self._hits.get(person_id)
         if state is None and ladder is None and not hits:
             return None
-        horizon = min(self._now_ms - self.config.seen_ttl_ms, self.retain_from_ms)
-        return [state.dump(horizon) if state is not None else None, ladder,
+        return [state.dump() if state is not None else None, ladder,
                 [x for (rule, mode), t in hits.items() for x in (rule, mode, t)] if hits else None]
 
     def install(self, person_id: str, d: list[Any] | None) -> None:
