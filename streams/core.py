@@ -49,6 +49,7 @@ from streams.state import (
     PersonContacts,
     PersonTransfers,
     first_time,
+    seen_kept,
 )
 from streams.tasks import Reason, WarningTask
 from streams.watermark import Reorderer, SortKey
@@ -303,9 +304,10 @@ class EntityStage:
         line, acc = self.lines.get(key), self.accounts.get(key)
         if line is None and acc is None:
             return None
-        # (Values are the live containers, event ids included as they are: serialise at once.)
-        return [line.dump() if line is not None else None,
-                acc.dump() if acc is not None else None]
+        # (Values are the live containers: serialise at once.)
+        horizon = min(self._now_ms - self.config.seen_ttl_ms, self.retain_from_ms)
+        return [line.dump(horizon) if line is not None else None,
+                acc.dump(horizon) if acc is not None else None]
 
     def install(self, key: str, state: list[Any] | None) -> None:
         """Put back what ``dump`` gave (None: forget the key); what a sweep since would have
@@ -391,10 +393,9 @@ class PersonState:
     first_ms: int = 0  # the person's first event this stage remembers (how much history it has)
     seen: dict[str, int] | None = None  # ids of the events applied to the person (``first_time``)
 
-    def dump(self) -> list[Any]:
+    def dump(self, horizon: int) -> list[Any]:
         return [self.contacts.dump(), self.transfers.dump() if self.transfers is not None else None,
-                self.open_txns, self.last_ms, self.first_ms,
-                self.seen]
+                self.open_txns, self.last_ms, self.first_ms, seen_kept(self.seen, horizon)]
 
     @classmethod
     def load(cls, d: list[Any]) -> PersonState:
@@ -866,7 +867,8 @@ class Decider:
         hits = self._hits.get(person_id)
         if state is None and ladder is None and not hits:
             return None
-        return [state.dump() if state is not None else None, ladder,
+        horizon = min(self._now_ms - self.config.seen_ttl_ms, self.retain_from_ms)
+        return [state.dump(horizon) if state is not None else None, ladder,
                 [x for (rule, mode), t in hits.items() for x in (rule, mode, t)] if hits else None]
 
     def install(self, person_id: str, d: list[Any] | None) -> None:

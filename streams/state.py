@@ -123,9 +123,9 @@ class LineStats:
         if t_ms > self.last_ms:
             self.last_ms = t_ms
 
-    def dump(self) -> list[Any]:
+    def dump(self, horizon: int) -> list[Any]:
         """What a changelog keeps (the live containers: serialise at once)."""
-        return [self.last_ms, self.seen, list(self._calls)]
+        return [self.last_ms, seen_kept(self.seen, horizon), list(self._calls)]
 
     @classmethod
     def load(cls, d: list[Any]) -> LineStats:
@@ -256,10 +256,10 @@ class AccountStats:
         self.last_ms = 0
         self.seen: dict[str, int] | None = None  # ids of the events applied here (``first_time``)
 
-    def dump(self) -> list[Any]:
+    def dump(self, horizon: int) -> list[Any]:
         return [self.first_ms, self.last_ms, self._in.dump(), self._out.dump(), self._payers.dump(),
                 self._drained.dump(), list(self._held), list(self.recent_in),
-                self.seen]
+                seen_kept(self.seen, horizon)]
 
     @classmethod
     def load(cls, d: list[Any]) -> AccountStats:
@@ -343,6 +343,14 @@ def first_time(state: Any, ident: str, t_ms: int, horizon: int) -> bool:
         # Forget what is past the horizon now and then (membership does not depend on it).
         state.seen = {k: v for k, v in seen.items() if v >= horizon} or None
     return True
+
+
+def seen_kept(seen: dict[str, int] | None, horizon: int) -> dict[str, int] | None:
+    """The event ids a changelog keeps: those at or after ``horizon`` (the dict itself when
+    its oldest is, as on a key that is busy: serialise at once)."""
+    if not seen or next(iter(seen.values())) >= horizon:
+        return seen
+    return {k: t for k, t in seen.items() if t >= horizon} or None
 
 
 class PersonContacts:
