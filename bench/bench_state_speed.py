@@ -78,19 +78,28 @@ def drain(tree: Path, records: list[tuple[str, Any]], work: Path) -> dict[str, A
         w.stop()  # the backlog first, then the worker: it drains at full speed
         feed.produce(broker.bootstrap, traffic)
         w = TreeWorker(tree, broker.bootstrap, work / "worker-2.log", "zt-speed")
-        w.wait_ready(timeout=120)
         samples: list[tuple[float, float]] = []
         start = None
+        deadline = time.monotonic() + 120
         while True:
-            consumed = (w.metric("zt_records_consumed_total", topic="calls")
-                        + w.metric("zt_records_consumed_total", topic="transactions"))
+            # From the process's start on (its lanes may read before it logs ready).
+            try:
+                consumed = (w.metric("zt_records_consumed_total", topic="calls")
+                            + w.metric("zt_records_consumed_total", topic="transactions"))
+            except OSError:  # (its metrics endpoint is not up yet)
+                if w.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"worker not serving metrics:\n{w.tail()}") from None
+                time.sleep(0.05)
+                continue
             now = time.perf_counter()
-            if start is None and consumed > 0:
+            if consumed == 0:
+                # The last answer with nothing consumed yet: the drain starts after it (a busy
+                # worker may answer its next scrape only once it is done).
                 start = now
             samples.append((now, w.metric("zt_stage_events_total", stage="decide")))
             if consumed >= volume and len(samples) > 10 and samples[-10][1] == samples[-1][1]:
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)
         final = samples[-1][1]
         end = next(t for t, c in samples if c >= 0.99 * final)
         assert start is not None

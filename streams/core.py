@@ -49,8 +49,7 @@ from streams.state import (
     PersonContacts,
     PersonTransfers,
     first_time,
-    seen_dump,
-    seen_load,
+    seen_kept,
 )
 from streams.tasks import Reason, WarningTask
 from streams.watermark import Reorderer, SortKey
@@ -305,6 +304,7 @@ class EntityStage:
         line, acc = self.lines.get(key), self.accounts.get(key)
         if line is None and acc is None:
             return None
+        # (Values are the live containers: serialise at once.)
         horizon = min(self._now_ms - self.config.seen_ttl_ms, self.retain_from_ms)
         return [line.dump(horizon) if line is not None else None,
                 acc.dump(horizon) if acc is not None else None]
@@ -395,14 +395,12 @@ class PersonState:
 
     def dump(self, horizon: int) -> list[Any]:
         return [self.contacts.dump(), self.transfers.dump() if self.transfers is not None else None,
-                [x for kv in self.open_txns.items() for x in kv], self.last_ms, self.first_ms,
-                seen_dump(self.seen, horizon)]
+                self.open_txns, self.last_ms, self.first_ms, seen_kept(self.seen, horizon)]
 
     @classmethod
     def load(cls, d: list[Any]) -> PersonState:
-        o = d[2]
         return cls(PersonContacts.load(d[0]), PersonTransfers.load(d[1]) if d[1] is not None else None,
-                   dict(zip(o[::2], o[1::2], strict=True)), d[3], d[4], seen_load(d[5]))
+                   d[2], d[3], d[4], d[5])
 
 
 @dataclass

@@ -15,7 +15,7 @@ are those of ``models/features.py``.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
@@ -53,10 +53,10 @@ class _Window:
         return iter(self._items)
 
     def dump(self) -> list[Any]:
-        return _flat(self._items)
+        return list(self._items)
 
-    def load(self, flat: list[Any]) -> _Window:
-        self._items.extend(_pairs(flat))  # type: ignore[arg-type]
+    def load(self, pairs: list[Any]) -> _Window:
+        self._items.extend(map(tuple, pairs))  # type: ignore[arg-type]
         return self
 
 
@@ -76,8 +76,8 @@ class LineStats:
     CAP = 4096
 
     def __init__(self) -> None:
-        # (t, callee, answered, short, elderly reached, text with a link)
-        self._calls: deque[tuple[int, str, bool, bool, bool, bool]] = deque(maxlen=self.CAP)
+        # (t, callee, flags): answered 1, short 2, elderly reached 4, text with a link 8
+        self._calls: deque[tuple[int, str, int]] = deque(maxlen=self.CAP)
         self._callees: dict[str, int] = {}
         self._answered = 0
         self._short = 0
@@ -92,16 +92,16 @@ class LineStats:
         horizon = now_ms - DAY
         items, callees = self._calls, self._callees
         while items and (items[0][0] < horizon or len(items) == self.CAP):
-            _, callee, answered, short, elderly, url = items.popleft()
+            _, callee, f = items.popleft()
             n = callees[callee] - 1
             if n:
                 callees[callee] = n
             else:
                 del callees[callee]
-            self._answered -= answered
-            self._short -= short
-            self._elderly -= elderly
-            self._url -= url
+            self._answered -= f & 1
+            self._short -= f >> 1 & 1
+            self._elderly -= f >> 2 & 1
+            self._url -= f >> 3
             if items and items[0][0] >= horizon:
                 break
 
@@ -113,7 +113,7 @@ class LineStats:
             self._expire(t_ms)
         short = answered and duration_s < 60
         reached = answered and elderly
-        items.append((t_ms, callee, answered, short, reached, url))
+        items.append((t_ms, callee, answered | short << 1 | reached << 2 | url << 3))
         callees = self._callees
         callees[callee] = callees.get(callee, 0) + 1
         self._answered += answered
@@ -124,29 +124,21 @@ class LineStats:
             self.last_ms = t_ms
 
     def dump(self, horizon: int) -> list[Any]:
-        """Its calls as one flat list (time deltas, callee, flags): what a changelog keeps."""
-        flat: list[Any] = [self.last_ms, seen_dump(self.seen, horizon)]
-        prev = 0
-        for t, callee, answered, short, elderly, url in self._calls:
-            flat += (t - prev, callee, answered | short << 1 | elderly << 2 | url << 3)
-            prev = t
-        return flat
+        """What a changelog keeps (the live containers: serialise at once)."""
+        return [self.last_ms, seen_kept(self.seen, horizon), list(self._calls)]
 
     @classmethod
-    def load(cls, flat: list[Any]) -> LineStats:
+    def load(cls, d: list[Any]) -> LineStats:
         line = cls()
-        line.last_ms, line.seen = flat[0], seen_load(flat[1])
-        t = 0
-        for i in range(2, len(flat), 3):
-            t += flat[i]
-            callee, f = flat[i + 1], flat[i + 2]
-            answered, short, elderly, url = bool(f & 1), bool(f & 2), bool(f & 4), bool(f & 8)
-            line._calls.append((t, callee, answered, short, elderly, url))
-            line._callees[callee] = line._callees.get(callee, 0) + 1
-            line._answered += answered
-            line._short += short
-            line._elderly += elderly
-            line._url += url
+        line.last_ms, line.seen = d[0], d[1]
+        callees = line._callees
+        for t, callee, f in d[2]:
+            line._calls.append((t, callee, f))
+            callees[callee] = callees.get(callee, 0) + 1
+            line._answered += f & 1
+            line._short += f >> 1 & 1
+            line._elderly += f >> 2 & 1
+            line._url += f >> 3
         return line
 
     def get(self, now_ms: int) -> dict[str, float]:
@@ -189,10 +181,10 @@ class SumWindow:
         return self._total
 
     def dump(self) -> list[Any]:
-        return _flat(self._items)
+        return list(self._items)
 
-    def load(self, flat: list[Any]) -> SumWindow:
-        self._items.extend(_pairs(flat))
+    def load(self, pairs: list[Any]) -> SumWindow:
+        self._items.extend(map(tuple, pairs))  # type: ignore[arg-type]
         self._total = sum(a for _, a in self._items)
         return self
 
@@ -227,10 +219,10 @@ class DistinctWindow:
         return len(self._counts)
 
     def dump(self) -> list[Any]:
-        return _flat(self._items)
+        return list(self._items)
 
-    def load(self, flat: list[Any]) -> DistinctWindow:
-        for t, key in _pairs(flat):
+    def load(self, pairs: list[Any]) -> DistinctWindow:
+        for t, key in pairs:
             self._items.append((t, key))
             self._counts[key] += 1
         return self
@@ -266,8 +258,8 @@ class AccountStats:
 
     def dump(self, horizon: int) -> list[Any]:
         return [self.first_ms, self.last_ms, self._in.dump(), self._out.dump(), self._payers.dump(),
-                self._drained.dump(), list(self._held), _flat(self.recent_in),
-                seen_dump(self.seen, horizon)]
+                self._drained.dump(), list(self._held), list(self.recent_in),
+                seen_kept(self.seen, horizon)]
 
     @classmethod
     def load(cls, d: list[Any]) -> AccountStats:
@@ -278,8 +270,8 @@ class AccountStats:
         acc._payers.load(d[4])
         acc._drained.load(d[5])
         acc._held.extend(d[6])
-        acc.recent_in.extend([t, a] for t, a in _pairs(d[7]))
-        acc.seen = seen_load(d[8])
+        acc.recent_in.extend(d[7])
+        acc.seen = d[8]
         return acc
 
     def _seen(self, t_ms: int) -> None:
@@ -353,20 +345,12 @@ def first_time(state: Any, ident: str, t_ms: int, horizon: int) -> bool:
     return True
 
 
-def seen_dump(seen: dict[str, int] | None, horizon: int) -> list[Any]:
-    return [x for k, t in seen.items() if t >= horizon for x in (k, t)] if seen else []
-
-
-def seen_load(flat: list[Any]) -> dict[str, int] | None:
-    return dict(_pairs(flat)) or None
-
-
-def _flat(pairs: Iterable[Any]) -> list[Any]:
-    return [x for pair in pairs for x in pair]
-
-
-def _pairs(flat: list[Any]) -> Iterator[tuple[Any, Any]]:
-    return zip(flat[::2], flat[1::2], strict=True)
+def seen_kept(seen: dict[str, int] | None, horizon: int) -> dict[str, int] | None:
+    """The event ids a changelog keeps: those at or after ``horizon`` (the dict itself when
+    its oldest is, as on a key that is busy: serialise at once)."""
+    if not seen or next(iter(seen.values())) >= horizon:
+        return seen
+    return {k: t for k, t in seen.items() if t >= horizon} or None
 
 
 class PersonContacts:
@@ -389,7 +373,7 @@ class PersonContacts:
 
     def __init__(self) -> None:
         # (end, minutes, listed) of answered calls from unknown lines, in the order they came
-        self._unknown: deque[tuple[int, float, bool]] = deque(maxlen=512)
+        self._unknown: deque[tuple[int, float, int]] = deque(maxlen=512)  # (listed: 0 or 1)
         self._known: OrderedDict[str, int] = OrderedDict()  # line -> last outgoing call
 
     def called_out(self, t_ms: int, line: str) -> None:
@@ -403,18 +387,17 @@ class PersonContacts:
         return t is not None and t <= now_ms and now_ms - t <= self.KNOWN_MS
 
     def unknown_call(self, end_ms: int, minutes: float, listed: bool) -> None:
-        self._unknown.append((end_ms, minutes, listed))
+        self._unknown.append((end_ms, minutes, 1 if listed else 0))
 
     def dump(self) -> list[Any]:
-        return [[x for end, minutes, listed in self._unknown for x in (end, minutes, int(listed))],
-                _flat(self._known.items())]
+        return [list(self._unknown),
+                self._known]
 
     @classmethod
     def load(cls, d: list[Any]) -> PersonContacts:
         c = cls()
-        u = d[0]
-        c._unknown.extend((u[i], u[i + 1], bool(u[i + 2])) for i in range(0, len(u), 3))
-        c._known.update(_pairs(d[1]))
+        c._unknown.extend(map(tuple, d[0]))  # type: ignore[arg-type]
+        c._known.update(d[1])
         return c
 
     def get(self, now_ms: int) -> dict[str, float]:
@@ -487,13 +470,13 @@ class PersonTransfers:
                 1.0 if last_own is not None and 0 <= now_ms - last_own <= DAY else 0.0)
 
     def dump(self) -> list[Any]:
-        return [_flat(self.payees.items()), list(self.amounts), self.recent.dump(),
+        return [self.payees, list(self.amounts), self.recent.dump(),
                 self.last_own_move_ms]
 
     @classmethod
     def load(cls, d: list[Any]) -> PersonTransfers:
         p = cls()
-        p.payees.update(_pairs(d[0]))
+        p.payees.update(d[0])
         p.amounts.extend(d[1])
         p.recent.load(d[2])
         p.last_own_move_ms = d[3]
