@@ -49,8 +49,8 @@ def fraud_calls(events: Path, fraud_numbers: set[str]) -> dict[str, list[tuple[i
     return out
 
 
-def collect(events: Path, ruleset: Any = "default", scorer: Any = "default"
-            ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+def collect(events: Path, ruleset: Any = "default", scorer: Any = "default",
+            policy: Any = None) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     from models.default import packaged
     from rules.engine import RuleSet, default_ruleset_path
     from streams.core import Core
@@ -72,7 +72,7 @@ def collect(events: Path, ruleset: Any = "default", scorer: Any = "default"
                      ",".join(enforce), ",".join(shadow)))
         x.append([float(s.features[n]) for n in TRANSFER])
 
-    core = Core(ruleset=ruleset, scorer=scorer, observer=observe, batch=1024)
+    core = Core(ruleset=ruleset, scorer=scorer, observer=observe, batch=1024, policy=policy)
     tasks: list[dict[str, Any]] = []
 
     def keep(out: list[Any]) -> None:
@@ -180,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("cities", nargs="*", type=Path)
     ap.add_argument("--out", type=Path, default=Path("first-payment"))
     ap.add_argument("--report", type=Path)
+    ap.add_argument("--rules", type=Path, help="a rule set (default: the packaged one)")
+    ap.add_argument("--policy", type=Path, help="a policy file (default: the packaged one)")
     a = ap.parse_args(argv)
     if a.report:
         frames = {p.stem: pd.read_pickle(p) for p in sorted(a.report.glob("*.pkl"))}
@@ -187,7 +189,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     a.out.mkdir(parents=True, exist_ok=True)
     for city in a.cities:
-        df, tasks = collect(city)
+        from rules.engine import RuleSet
+        from streams.ladder import Policy
+
+        df, tasks = collect(city, RuleSet.load(a.rules) if a.rules else "default",
+                            policy=Policy.load(a.policy) if a.policy else None)
         df = label(city, df, tasks)
         df.to_pickle(a.out / f"{city.name.removesuffix('.jsonl')}.pkl")
         (a.out / f"{city.name.removesuffix('.jsonl')}.tasks.json").write_bytes(orjson.dumps(tasks))
