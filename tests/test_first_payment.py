@@ -54,3 +54,18 @@ def test_a_person_with_no_history_yet_is_not_held_every_payee_is_new_to_them():
     run.feed(person(minute=-30), person("P2", msisdn=HOLDER_LINE, account=RENTED))
     run.feed(transfer(0, 3_000_000, payee=RENTED, txn="T1"))
     assert holds(run) == []
+
+
+def test_a_young_account_others_paid_today_is_seen_by_a_shadow_rule_that_holds_nothing():
+    rows = []
+    run = Run(ruleset=RuleSet.load(default_ruleset_path()),
+              observer=lambda s: rows.append(s) if s.point == "transfer" else None)
+    card = "6217000077770001"  # no resident holds it
+    run.feed(*history())
+    # Another payer used the card six hours ago: the card is that old.
+    run.feed(transfer(-360, 800_000, payee=card, payer="6222999900002222", txn="other",
+                      status="completed"))
+    run.feed(transfer(0, 1_200_000, payee=card, txn="T1"))  # 12,000 CNY, ~22x the usual
+    [mine] = [r for r in rows if r.txn_id == "T1"]
+    assert ("R-YOUNG-ACCOUNT-OTHERS-PAY", "shadow") in [(h.rule_id, h.mode) for h in mine.hits]
+    assert holds(run) == []  # shadow: counted, never a task (it costs our cities wrong holds)
