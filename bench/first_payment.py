@@ -24,29 +24,9 @@ import orjson
 import pandas as pd
 
 from models.features import POINT_FEATURES
-from models.scorecard import Truth, read_txns, truth_path
-from streams.eventtime import to_ms
+from models.scorecard import Truth, read_fraud_calls, read_txns, truth_path
 
 TRANSFER = POINT_FEATURES["transfer"]
-
-
-def fraud_calls(events: Path, fraud_numbers: set[str]) -> dict[str, list[tuple[int, int, int]]]:
-    """Per person: (start, end, answered seconds) of each answered call from a fraud line."""
-    owner: dict[str, str] = {}
-    out: dict[str, list[tuple[int, int, int]]] = {}
-    with open(events, "rb") as f:
-        for raw in f:
-            if b'"registry"' in raw:
-                v = orjson.loads(raw)["value"]
-                for m in v.get("msisdns") or ():
-                    owner[m] = v["person_id"]
-            elif b'"calls"' in raw:
-                v = orjson.loads(raw)["value"]
-                if v["caller"] in fraud_numbers and v.get("answered") and v["callee"] in owner:
-                    start = to_ms(v["event_time"])
-                    out.setdefault(owner[v["callee"]], []).append(
-                        (start, start + int(v["duration_s"]) * 1000, int(v["duration_s"])))
-    return out
 
 
 def collect(events: Path, ruleset: Any = "default", scorer: Any = "default",
@@ -94,7 +74,7 @@ def collect(events: Path, ruleset: Any = "default", scorer: Any = "default",
 def label(events: Path, df: pd.DataFrame, tasks: list[dict[str, Any]]) -> pd.DataFrame:
     truth = Truth.read(truth_path(events))
     txns = read_txns(events)
-    calls = fraud_calls(events, truth.fraud_numbers)
+    calls = read_fraud_calls(events, truth.fraud_numbers)
     first_task: dict[str, int] = {}
     for t in tasks:
         first_task[t["person_id"]] = min(t["created_ms"], first_task.get(t["person_id"], t["created_ms"]))

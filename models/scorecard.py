@@ -129,11 +129,11 @@ class Txn:
     payer: str = ""
 
 
-def read_targeted(events: str | Path, fraud_numbers: set[str], min_s: int = 60) -> set[str]:
-    """Persons who answered a call of at least ``min_s`` from a fraud line: targeted by fraud,
-    whether or not they went on to pay (a warning to them is a warning at the right moment)."""
+def read_fraud_calls(events: str | Path, fraud_numbers: set[str]
+                     ) -> dict[str, list[tuple[int, int, int]]]:
+    """Per registered person: (start, end, seconds) of each answered call from a fraud line."""
     owner: dict[str, str] = {}
-    out: set[str] = set()
+    out: dict[str, list[tuple[int, int, int]]] = {}
     with open(events, "rb") as f:
         for raw in f:
             if b'"registry"' in raw:
@@ -142,10 +142,18 @@ def read_targeted(events: str | Path, fraud_numbers: set[str], min_s: int = 60) 
                     owner[m] = v["person_id"]
             elif b'"calls"' in raw:
                 v = orjson.loads(raw)["value"]
-                if v["caller"] in fraud_numbers and v.get("answered") and v["duration_s"] >= min_s \
-                        and v["callee"] in owner:
-                    out.add(owner[v["callee"]])
+                if v["caller"] in fraud_numbers and v.get("answered") and v["callee"] in owner:
+                    start, seconds = to_ms(v["event_time"]), int(v["duration_s"])
+                    out.setdefault(owner[v["callee"]], []).append(
+                        (start, start + seconds * 1000, seconds))
     return out
+
+
+def read_targeted(events: str | Path, fraud_numbers: set[str], min_s: int = 60) -> set[str]:
+    """Persons who answered a call of at least ``min_s`` from a fraud line: targeted by fraud,
+    whether or not they went on to pay (a warning to them is a warning at the right moment)."""
+    return {person for person, calls in read_fraud_calls(events, fraud_numbers).items()
+            if any(seconds >= min_s for _, _, seconds in calls)}
 
 
 def read_txns(events: str | Path, only: set[str] | None = None) -> dict[str, Txn]:

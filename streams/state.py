@@ -390,8 +390,7 @@ class PersonContacts:
         self._unknown.append((end_ms, minutes, 1 if listed else 0))
 
     def dump(self) -> list[Any]:
-        return [list(self._unknown),
-                self._known]
+        return [list(self._unknown), self._known]
 
     @classmethod
     def load(cls, d: list[Any]) -> PersonContacts:
