@@ -8,10 +8,12 @@ latest of each (the topics are created compacted; Tansu accepts that and keeps e
 
 * ``s<key>``: the key's state, ``EntityStage.dump`` / ``Decider.dump`` as JSON arrays (None, a
   tombstone, once nothing is remembered of it);
-* ``p<key>``: the key's *pending* events, those held in the stage's event-time buffer that came
-  in memory from this worker's upstream stage (as envelopes; a tombstone once decided). The
-  buffer is state too, as in Flink: the upstream stage remembers it applied them, so after a
-  crash it would not send them again, and only their checkpoint has them.
+* ``p<key>``: the key's *pending* events, those held in the stage's event-time buffer that a
+  restart would not read again (as envelopes; a tombstone once decided). The buffer is state
+  too, as in Flink: the entity stage remembers it applied an event, so after a crash it would
+  not send its person events again, and only their checkpoint has them. What ingest routed in
+  memory needs no record (ingest keeps no state: a restart reads the input again and routes it
+  again) except when its entity partition moves to another worker.
 
 Only keys whose state changed since the last checkpoint are written (a record cache with dirty
 keys: a key changed a thousand times between two checkpoints is written once), in producer
@@ -53,12 +55,18 @@ class StageStore:
         self.records_written = 0
         self.bytes_written = 0
 
-    def capture(self, buffered: Iterable[StageEvent], own: Any) -> Records:
+    def capture(self, buffered: Callable[[], Iterable[StageEvent]], rereads: tuple[Any, ...],
+                moving: frozenset[int] = frozenset()) -> Records:
         """The records of every key changed since the last capture, and of every key whose
-        pending events changed. ``buffered``: what the stage's buffer holds; ``own``: the lane's
-        ``HeldOffsets`` (an event held there came through the broker and is read again after a
-        crash; any other came in memory, or from a restored pending record). Synchronous: call
-        it with the worker's stages at rest."""
+        pending events changed. ``buffered``: what the stage's buffer holds (called only when an
+        event in it may be pending: the buffer of a backlog is long); ``rereads``: the
+        ``HeldOffsets`` whose messages a restart reads again and whose events come back as they
+        were (the lane's own consumer's; for the entity stage also ingest's), its first the
+        lane's own; an event held by another came in memory from a stage that remembers it
+        applied it, or from a restored pending record. For the keys of ``moving`` partitions
+        (revoked: their next owner reads only the changelog and the stage topic) every event
+        not held by the lane's own consumer is pending. Synchronous: call it with the worker's
+        stages at rest."""
         out: Records = {}
         dirty, self.dirty = self.dirty, set()
         self.stage.touched = self.dirty
@@ -68,9 +76,16 @@ class StageStore:
             out.setdefault(part(key), []).append(
                 (b"s" + key.encode(), orjson.dumps(state) if state is not None else None))
         now: dict[str, list[StageEvent]] = {}
-        for ev in buffered:
+        own = rereads[0]
+        # Only the person stage takes in memory what a restart does not bring back; at the
+        # entity stage a pending event is a restored one (its key in ``pending``) or moving.
+        scan = self.name == "decide" or self.pending or moving
+        for ev in buffered() if scan else ():
             origin = ev.origin
-            if origin is None or origin[0] is not own:
+            back = origin is not None and origin[0] in rereads  # (a restart brings it back)
+            if back and moving and origin[0] is not own and part(ev.key) in moving:
+                back = False  # (but not to the partition's next owner)
+            if not back:
                 now.setdefault(ev.key, []).append(ev)
         for key, events in now.items():
             events.sort(key=lambda e: e.sort_key)

@@ -46,8 +46,10 @@ class Checkpoints:
         async with self._checkpointing:
             async with self.busy:
                 lanes = (self.entity_lane, self.decide_lane)
-                records = [(lane.store, lane.store.capture(lane.buffer.items(), lane.held))
-                           for lane in lanes]
+                moving = (revoked[0], frozenset(revoked[1])) if revoked else (None, frozenset())
+                records = [(lane.store, lane.store.capture(
+                    lane.buffer.items, lane.rereads,
+                    moving[1] if lane is moving[0] else frozenset())) for lane in lanes]
                 offsets = [(self.ingest_consumer, self._ingest_offsets(), self.ingest_uncommitted,
                             self._ingest_commits)]
                 offsets += [(lane.consumer, lane.offsets(), lane.uncommitted, lane.commits)
