@@ -69,6 +69,15 @@ def test_restored_events_stay_pending_until_applied_then_a_tombstone() -> None:
     assert _pending(store.capture(lambda: [routed], (own, ingest))) == {b"p+8613800000001": None}
 
 
+def test_after_the_broker_lost_them_restored_events_are_written_again() -> None:
+    store, own, ingest = _store("entity"), HeldOffsets(), HeldOffsets()
+    restored = _event(1, "+8613800000001", None)
+    store.pending_restored([restored])
+    store.rewrite()
+    got = _pending(store.capture(lambda: [restored], (own, ingest)))
+    assert [e["value"]["event_id"] for e in got[b"p+8613800000001"]] == ["cdr-000001"]
+
+
 def test_the_person_stage_writes_what_came_in_memory_whatever_its_input() -> None:
     store, own, ingest, entity = _store("decide"), HeldOffsets(), HeldOffsets(), HeldOffsets()
     buffered = [_event(1, "P-0001", ingest), _event(2, "P-0002", entity), _event(3, "P-0003", own)]

@@ -52,6 +52,7 @@ class StageStore:
         stage.touched = self.dirty  # the core notes every key it changes here
         # What each key's pending record says now (sort keys), so an unchanged one is not written.
         self.pending: dict[str, tuple[Any, ...]] = {}
+        self.rescan = False  # (after ``rewrite``: the pending records are gone from the broker)
         self.records_written = 0
         self.bytes_written = 0
 
@@ -79,7 +80,8 @@ class StageStore:
         own = rereads[0]
         # Only the person stage takes in memory what a restart does not bring back; at the
         # entity stage a pending event is a restored one (its key in ``pending``) or moving.
-        scan = self.name == "decide" or self.pending or moving
+        scan = self.name == "decide" or self.pending or moving or self.rescan
+        self.rescan = False
         for ev in buffered() if scan else ():
             origin = ev.origin
             back = origin is not None and origin[0] in rereads  # (a restart brings it back)
@@ -111,6 +113,7 @@ class StageStore:
         """Write every key and pending record at the next checkpoint (the broker lost them)."""
         self.dirty.update(self.keys())
         self.pending.clear()
+        self.rescan = True
 
     def forget(self, partitions: set[int]) -> None:
         """Drop the keys of ``partitions`` (revoked: their next owner reads them back)."""
