@@ -100,7 +100,7 @@ def drain(tree: Path, records: list[tuple[str, Any]], work: Path) -> dict[str, A
                 start = now
             samples.append((now, w.metric("zt_stage_events_total", stage="decide"),
                             w.metric("zt_state_changelog_bytes_total")))
-            if samples[-1][1:] != samples[-2 if len(samples) > 1 else -1][1:]:
+            if len(samples) == 1 or samples[-1][1:] != samples[-2][1:]:
                 changed = now
             # (A checkpoint takes seconds; a backlog released at once reaches the person stage
             # seconds after the last record is read.)

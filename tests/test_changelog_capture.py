@@ -33,23 +33,28 @@ def _pending(records) -> dict[bytes, list | None]:
             for items in records.values() for k, v in items if k[:1] == b"p"}
 
 
-def _store(name: str) -> StageStore:
+def _store(name: str, own: HeldOffsets, ingest: HeldOffsets) -> StageStore:
+    """As a worker's lane sets it up: the entity stage's in-memory input is ingest's."""
     core = Core()
     stage = core.entities if name == "entity" else core.decider
-    return StageStore(f"zt-{name}-state", stage, lambda key: int(key[-1]) % 2)
+    store = StageStore(f"zt-{name}-state", stage, lambda key: int(key[-1]) % 2)
+    store.own, store.rerouted = own, (ingest if name == "entity" else None)
+    return store
 
 
 def test_ingest_routed_events_are_not_pending_at_the_entity_stage() -> None:
-    store, own, ingest = _store("entity"), HeldOffsets(), HeldOffsets()
+    own, ingest = HeldOffsets(), HeldOffsets()
+    store = _store("entity", own, ingest)
     buffered = [_event(1, "+8613800000001", ingest), _event(2, "+8613800000002", own)]
-    assert _pending(store.capture(lambda: buffered, (own, ingest))) == {}
+    assert _pending(store.capture(lambda: buffered)) == {}
 
 
 def test_a_moving_partition_writes_what_ingest_routed_and_only_for_its_keys() -> None:
-    store, own, ingest = _store("entity"), HeldOffsets(), HeldOffsets()
+    own, ingest = HeldOffsets(), HeldOffsets()
+    store = _store("entity", own, ingest)
     buffered = [_event(1, "+8613800000001", ingest), _event(2, "+8613800000002", ingest),
                 _event(3, "+8613800000003", own)]
-    got = _pending(store.capture(lambda: buffered, (own, ingest), moving=frozenset({1})))
+    got = _pending(store.capture(lambda: buffered, moving=frozenset({1})))
     # Partition 1 holds keys ending in an odd digit: the ingest-routed event of ...01 is
     # written; ...03 came through the broker (its next owner reads it there); ...02 stays.
     assert list(got) == [b"p+8613800000001"]
@@ -57,29 +62,32 @@ def test_a_moving_partition_writes_what_ingest_routed_and_only_for_its_keys() ->
 
 
 def test_restored_events_stay_pending_until_applied_then_a_tombstone() -> None:
-    store, own, ingest = _store("entity"), HeldOffsets(), HeldOffsets()
+    own, ingest = HeldOffsets(), HeldOffsets()
+    store = _store("entity", own, ingest)
     first, second = _event(1, "+8613800000001", None), _event(2, "+8613800000001", None)
     store.pending_restored([first, second])
     routed = _event(3, "+8613800000001", ingest)
     # As restored, its record is on the changelog already: nothing to write.
-    assert _pending(store.capture(lambda: [first, second, routed], (own, ingest))) == {}
+    assert _pending(store.capture(lambda: [first, second, routed])) == {}
     # The first applied: the record now holds the second alone (not what ingest routed).
-    got = _pending(store.capture(lambda: [second, routed], (own, ingest)))
+    got = _pending(store.capture(lambda: [second, routed]))
     assert [e["value"]["event_id"] for e in got[b"p+8613800000001"]] == ["cdr-000002"]
-    assert _pending(store.capture(lambda: [routed], (own, ingest))) == {b"p+8613800000001": None}
+    assert _pending(store.capture(lambda: [routed])) == {b"p+8613800000001": None}
 
 
 def test_after_the_broker_lost_them_restored_events_are_written_again() -> None:
-    store, own, ingest = _store("entity"), HeldOffsets(), HeldOffsets()
+    own, ingest = HeldOffsets(), HeldOffsets()
+    store = _store("entity", own, ingest)
     restored = _event(1, "+8613800000001", None)
     store.pending_restored([restored])
     store.rewrite()
-    got = _pending(store.capture(lambda: [restored], (own, ingest)))
+    got = _pending(store.capture(lambda: [restored]))
     assert [e["value"]["event_id"] for e in got[b"p+8613800000001"]] == ["cdr-000001"]
 
 
 def test_the_person_stage_writes_what_came_in_memory_whatever_its_input() -> None:
-    store, own, ingest, entity = _store("decide"), HeldOffsets(), HeldOffsets(), HeldOffsets()
+    own, ingest, entity = HeldOffsets(), HeldOffsets(), HeldOffsets()
+    store = _store("decide", own, ingest)
     buffered = [_event(1, "P-0001", ingest), _event(2, "P-0002", entity), _event(3, "P-0003", own)]
-    got = _pending(store.capture(lambda: buffered, (own,)))
+    got = _pending(store.capture(lambda: buffered))
     assert sorted(got) == [b"pP-0001", b"pP-0002"]

@@ -53,21 +53,23 @@ class StageStore:
         # What each key's pending record says now (sort keys), so an unchanged one is not written.
         self.pending: dict[str, tuple[Any, ...]] = {}
         self.rescan = False  # (after ``rewrite``: the pending records are gone from the broker)
+        # Set by the lane: the ``HeldOffsets`` of its own consumer (what it holds is read again
+        # from the stage topic, by whoever owns the partition), and of the upstream whose
+        # in-memory events a restart here routes again (ingest's, for the entity stage: it
+        # keeps no state; None for the person stage: the entity stage remembers it applied).
+        self.own: Any = None
+        self.rerouted: Any = None
         self.records_written = 0
         self.bytes_written = 0
 
-    def capture(self, buffered: Callable[[], Iterable[StageEvent]], rereads: tuple[Any, ...],
+    def capture(self, buffered: Callable[[], Iterable[StageEvent]],
                 moving: frozenset[int] = frozenset()) -> Records:
         """The records of every key changed since the last capture, and of every key whose
         pending events changed. ``buffered``: what the stage's buffer holds (called only when an
-        event in it may be pending: the buffer of a backlog is long); ``rereads``: the
-        ``HeldOffsets`` whose messages a restart reads again and whose events come back as they
-        were (the lane's own consumer's; for the entity stage also ingest's), its first the
-        lane's own; an event held by another came in memory from a stage that remembers it
-        applied it, or from a restored pending record. For the keys of ``moving`` partitions
-        (revoked: their next owner reads only the changelog and the stage topic) every event
-        not held by the lane's own consumer is pending. Synchronous: call it with the worker's
-        stages at rest."""
+        event in it may be pending: the buffer of a backlog is long). An event is pending unless
+        a restart brings it back: held by the lane's own consumer, or by ``rerouted`` on a
+        partition staying here (``moving``: revoked, their next owner reads only the changelog
+        and the stage topic). Synchronous: call it with the worker's stages at rest."""
         out: Records = {}
         dirty, self.dirty = self.dirty, set()
         self.stage.touched = self.dirty
@@ -77,18 +79,17 @@ class StageStore:
             out.setdefault(part(key), []).append(
                 (b"s" + key.encode(), orjson.dumps(state) if state is not None else None))
         now: dict[str, list[StageEvent]] = {}
-        own = rereads[0]
-        # Only the person stage takes in memory what a restart does not bring back; at the
-        # entity stage a pending event is a restored one (its key in ``pending``) or moving.
-        scan = self.name == "decide" or self.pending or moving or self.rescan
+        own, rerouted = self.own, self.rerouted
+        # With every in-memory input routed again, a pending event is a restored one (its key
+        # in ``pending``) or a moving one.
+        scan = rerouted is None or self.pending or moving or self.rescan
         self.rescan = False
         for ev in buffered() if scan else ():
-            origin = ev.origin
-            back = origin is not None and origin[0] in rereads  # (a restart brings it back)
-            if back and moving and origin[0] is not own and part(ev.key) in moving:
-                back = False  # (but not to the partition's next owner)
-            if not back:
-                now.setdefault(ev.key, []).append(ev)
+            holder = ev.origin[0] if ev.origin is not None else None
+            if holder is own or (holder is rerouted and holder is not None
+                                 and part(ev.key) not in moving):
+                continue  # (a restart brings it back)
+            now.setdefault(ev.key, []).append(ev)
         for key, events in now.items():
             events.sort(key=lambda e: e.sort_key)
             keys = tuple(e.sort_key for e in events)

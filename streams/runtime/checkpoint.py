@@ -46,10 +46,10 @@ class Checkpoints:
         async with self._checkpointing:
             async with self.busy:
                 lanes = (self.entity_lane, self.decide_lane)
-                moving = (revoked[0], frozenset(revoked[1])) if revoked else (None, frozenset())
                 records = [(lane.store, lane.store.capture(
-                    lane.buffer.items, lane.rereads,
-                    moving[1] if lane is moving[0] else frozenset())) for lane in lanes]
+                    lane.buffer.items,
+                    frozenset(revoked[1]) if revoked and lane is revoked[0] else frozenset()))
+                    for lane in lanes]
                 offsets = [(self.ingest_consumer, self._ingest_offsets(), self.ingest_uncommitted,
                             self._ingest_commits)]
                 offsets += [(lane.consumer, lane.offsets(), lane.uncommitted, lane.commits)

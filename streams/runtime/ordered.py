@@ -52,11 +52,11 @@ class OrderedLane:
         self.buffer = lanes.entities.buffer if stage == "entity" else lanes.decider.buffer
         self.store = lanes.entity_store if stage == "entity" else lanes.person_store
         self.held = HeldOffsets()  # messages read here whose events still wait in this worker
-        # The messages a restart reads again, whose events come back as they were: this lane's
-        # own, and for the entity stage ingest's (routing keeps no state). The person events
-        # the entity stage handed on in memory would not come back: they are pending state.
-        self.rereads: tuple[HeldOffsets, ...] = (
-            (self.held, lanes.ingest_held) if stage == "entity" else (self.held,))
+        # What a restart brings back, so the changelog need not: the messages of this lane's
+        # own consumer, and for the entity stage ingest's (routing keeps no state). The person
+        # events the entity stage handed on in memory would not come back: they are pending.
+        self.store.own = self.held
+        self.store.rerouted = lanes.ingest_held if stage == "entity" else None
         self.uncommitted = Uncommitted()
         self.consumed: dict[TopicPartition, int] = {}  # next offset to read, per partition
         # Marks per partition read here: a marker vouches only for the data before it on its own
