@@ -32,15 +32,19 @@ def _check(result: dict) -> None:
 
 
 # A bulk feed for the crashes (the hardest case: hours of event time a second), a live one
-# where the fault takes longer than a bulk feed lasts (a worker starting, a rolling restart).
+# where the fault takes longer than a bulk feed lasts (a worker starting, a rolling restart);
+# the two "dies_" faults kill the worker inside a checkpoint, between or amid its writes.
 @pytest.mark.parametrize(("fault", "rate"), [
     ("kill_only", None), ("kill_one_of_two", None), ("sigterm_restart", None),
-    ("third_joins", 2000), ("rolling_restart", 1200)])
+    ("third_joins", 2000), ("rolling_restart", 1200),
+    ("dies_after_person_state", None), ("dies_in_person_state", None)])
 def test_a_worker_fault_changes_no_task(fault, rate, sim_city, fresh_topics, tmp_path: Path,
                                         unique: str):
     reference, traffic, expected = sim_city
     result = worker_fault(fault, fresh_topics.bootstrap, tmp_path, f"zt-state-{unique}", reference,
                           traffic, expected, at=random.uniform(0.15, 0.7), rate=rate)
+    if fault.startswith("dies_"):
+        assert result["exit_code"] == -9, result  # it died where it was meant to
     _check(result)
 
 
