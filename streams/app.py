@@ -141,6 +141,8 @@ def lanes() -> Lanes:
         _lanes = Lanes(LaneConfig(bootstrap=settings.bootstrap, group=GROUP,
                                   rules=os.environ.get("ZT_RULES", "default"),
                                   models=os.environ.get("ZT_MODELS"),
+                                  commit_behind_s=float(os.environ.get(
+                                      "ZT_COMMIT_BEHIND_S", LaneConfig.commit_behind_s)),
                                   core=CoreConfig(lateness_ms=int(os.environ.get(
                                       "ZT_LATENESS_MS", CoreConfig.lateness_ms)))))
     return _lanes

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from streams.settings import DEFAULT_STOP_TIMEOUT_S
+from streams.settings import DEFAULT_COMMIT_BEHIND_S, DEFAULT_STOP_TIMEOUT_S
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None)
 err = Console(stderr=True)
@@ -127,6 +127,10 @@ def worker(
         "may take before it exits without a clean stop, as when its broker is gone; records not "
         "committed are read again. 0: wait for ever. A second signal exits at once.")
     ] = DEFAULT_STOP_TIMEOUT_S,
+    commit_behind_s: Annotated[float, typer.Option(
+        min=0.1, envvar="ZT_COMMIT_BEHIND_S", help="Seconds between two checkpoints while a "
+        "backlog is worked through (live: every 0.5 s). Longer: each key is written once a "
+        "backlog; shorter: a crash in it re-reads less.")] = DEFAULT_COMMIT_BEHIND_S,
 ) -> None:
     """Run one worker (the Faust app). Start more processes to scale out (one per partition)."""
     from streams import settings as st
@@ -136,6 +140,7 @@ def worker(
     os.environ["ZT_GROUP"] = group
     os.environ["ZT_RULES"] = rules
     os.environ["ZT_LATENESS_MS"] = str(lateness_ms)
+    os.environ["ZT_COMMIT_BEHIND_S"] = str(commit_behind_s)
     if models:
         os.environ["ZT_MODELS"] = models
     from streams.decisions import load_rules

@@ -51,7 +51,7 @@ from streams.health import probe_broker
 from streams.reference import Reference
 from streams.runtime.changelog import BATCH_BYTES, StageStore
 from streams.runtime.checkpoint import Checkpoints
-from streams.runtime.consumers import LaneConfig, consumer_kwargs  # noqa: F401  (the app's)
+from streams.runtime.consumers import LagGauge, LaneConfig, consumer_kwargs  # noqa: F401
 from streams.runtime.handover import LocalLink, Markers, envelope_chunks, stage_partition
 from streams.runtime.ingest import IngestLane
 from streams.runtime.offsets import HeldOffsets, RecentlyApplied, Unacked, Uncommitted
@@ -117,6 +117,7 @@ class Lanes(GlobalTables, IngestLane, Checkpoints):
         self.ingest_held = HeldOffsets()  # input records whose events wait in a stage here
         self.ingest_consumer: AIOKafkaConsumer | None = None
         self.ingest_consumed: dict[TopicPartition, int] = {}
+        self.ingest_lag = LagGauge()  # (the ingest lane's, once it reads)
         self.ingest_uncommitted = Uncommitted()
         self._ingest_commits = transient.BrokerRetry("ingest commit", cfg.broker_deadline_s)
         # The worker's stages at rest: every step, read and release holds it, so a checkpoint

@@ -19,6 +19,8 @@ DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 # docker/compose.yaml and of Kubernetes by default, so the worker says why it exits before it is
 # killed.
 DEFAULT_STOP_TIMEOUT_S = 20.0
+# Between two checkpoints while a worker works through a backlog (Kafka Streams' commit interval).
+DEFAULT_COMMIT_BEHIND_S = 30.0
 
 
 @dataclass(frozen=True)

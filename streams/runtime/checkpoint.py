@@ -20,12 +20,25 @@ class Checkpoints:
     """The worker's checkpoints (a part of ``Lanes``)."""
 
     async def _checkpoint_lane(self) -> None:
-        """A checkpoint every ``commit_every_s`` while the stages run (each lane takes a last
-        one as it stops, before its consumer closes)."""
+        """A checkpoint every ``commit_every_s`` while the stages run, or every
+        ``commit_behind_s`` while the inputs are behind (each lane takes a last one as it
+        stops, before its consumer closes)."""
         lanes = (self.entity_lane, self.decide_lane)
+        last = time.monotonic()
         while not all(lane.stopping.is_set() for lane in lanes):
             await asyncio.sleep(self.cfg.commit_every_s)
+            if self.behind() and time.monotonic() - last < self.cfg.commit_behind_s:
+                continue
             await self.checkpoint()
+            last = time.monotonic()
+
+    def behind(self) -> bool:
+        """Whether more than ``behind_records`` wait: unread in the worker's inputs, or read and
+        held in its stages' event-time buffers (a backlog read at once is worked through there)."""
+        lanes = (self.entity_lane, self.decide_lane)
+        lags = (self.ingest_lag, *(lane.lag for lane in lanes))
+        waiting = sum(n for gauge in lags for n in gauge.lag.values())
+        return waiting + sum(len(lane.buffer) for lane in lanes) > self.cfg.behind_records
 
     async def checkpoint(self, revoked: tuple[OrderedLane, set[int]] | None = None) -> None:
         """The one checkpoint of this worker, that every commit goes through (Kafka Streams'

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams import metrics, transient
 from streams.core import CoreConfig
+from streams.settings import DEFAULT_COMMIT_BEHIND_S
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ class LaneConfig:
     # A checkpoint (state to the changelogs, then the input offsets) this often: a key changed
     # many times between two is written once, and a restart re-reads at most this much.
     commit_every_s: float = 0.5
+    # While more than ``behind_records`` wait (unread, or held in a stage: a backlog, a restart's
+    # re-read), a checkpoint at most this often instead: a key changed all through a backlog is
+    # written once, not at every step of it; one follows as soon as the inputs catch up.
+    commit_behind_s: float = DEFAULT_COMMIT_BEHIND_S
+    behind_records: int = 5000
     session_timeout_ms: int = 6000  # short: a group join takes ~3 s on Tansu, not ~23 s
     heartbeat_ms: int = 1000
     fetch_wait_ms: int = 20

@@ -49,7 +49,7 @@ class IngestLane:
         await consumer.start()
         self.ingest_consumer = consumer
         assert self.producer is not None
-        lag = LagGauge()
+        lag = self.ingest_lag = LagGauge()
         newest_ms: dict[TopicPartition, int] = {}  # newest event time read, per input partition
         consumed = self.ingest_consumed
         sent_until = -(2**62)  # latest availability time routed on (a call is available at its end)
