@@ -51,7 +51,7 @@ from streams.health import probe_broker
 from streams.reference import Reference
 from streams.runtime.changelog import BATCH_BYTES, StageStore
 from streams.runtime.checkpoint import Checkpoints
-from streams.runtime.consumers import LagGauge, LaneConfig, consumer_kwargs  # noqa: F401
+from streams.runtime.consumers import LagGauge, LaneConfig, consumer_kwargs  # noqa: F401  (the app's)
 from streams.runtime.handover import LocalLink, Markers, envelope_chunks, stage_partition
 from streams.runtime.ingest import IngestLane
 from streams.runtime.offsets import HeldOffsets, RecentlyApplied, Unacked, Uncommitted

@@ -150,21 +150,20 @@ STATE_FAULTS = ("kill_only", "kill_one_of_two", "sigterm_restart", "third_joins"
                 "dies_after_person_state", "dies_in_person_state")
 
 # The narrowest moments of a checkpoint, pinned rather than drawn: the worker kills itself (-9)
-# at its ``{nth}``-th checkpoint with line/account records, once every person record of it is on
-# the broker and before any line/account record is (``after``), or with half the person
-# records' partitions written (``in``). A restart must resume from the last complete checkpoint.
+# in its first checkpoint with records for ``{topic}``: for the line/account changelog, once
+# every person record of it is on the broker and before any line/account record is; for the
+# person changelog, with half its partitions written (``{half}``). A restart must resume from
+# the last complete checkpoint.
 DIE_IN_CHECKPOINT = """
 import asyncio, os, signal
 from streams.runtime import changelog
-_send, _seen = changelog.StageStore.send, [0]
+_send = changelog.StageStore.send
 async def send(self, producer, records):
-    if records and self.topic.endswith("{topic}"):
-        _seen[0] += 1
-        if _seen[0] == {nth}:
-            half = {{p: records[p] for p in sorted(records)[:len(records) // 2]}}
-            if "{topic}".startswith("zt-person") and half:
-                await asyncio.gather(*(await _send(self, producer, half)))
-            os.kill(os.getpid(), signal.SIGKILL)
+    if records and self.topic == "{topic}":
+        half = {{p: records[p] for p in sorted(records)[:len(records) // 2]}} if {half} else {{}}
+        if half:
+            await asyncio.gather(*(await _send(self, producer, half)))
+        os.kill(os.getpid(), signal.SIGKILL)
     return await _send(self, producer, records)
 changelog.StageStore.send = send
 """
@@ -235,7 +234,7 @@ def worker_fault(fault: str, bootstrap: str, work: Path, group: str, reference: 
         topic = ENTITY_STATE if fault == "dies_after_person_state" else PERSON_STATE
         # The first checkpoint with line/account records: in a bulk feed it holds most keys (a
         # later one, of fewer keys, did not show a checkpoint written in the wrong order).
-        doomed = start(DIE_IN_CHECKPOINT.format(topic=topic, nth=1))
+        doomed = start(DIE_IN_CHECKPOINT.format(topic=topic, half=topic == PERSON_STATE))
 
     workers = [doomed] if dies else [start() for _ in range(1 if fault == "kill_only" else 2)]
     out: dict[str, Any] = {"fault": fault, "at": round(at, 3), "rate": rate,
