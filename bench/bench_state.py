@@ -25,6 +25,7 @@ from rich.table import Table
 
 from streams.core import Core
 from streams.decisions import load_rules
+from streams.runtime.changelog import encode
 from streams.simulator.run import ReplayWriter, build_city, run_city
 
 
@@ -55,9 +56,9 @@ def main() -> None:
     ref_persons = len(core.reference.persons)
     ent, dec = core.entities, core.decider
     ladder = dec.ladder
-    entity_bytes = sum(len(k) + 1 + len(orjson.dumps(ent.dump(k))) for k in {*ent.lines, *ent.accounts})
+    entity_bytes = sum(len(k) + 1 + len(encode(ent.dump(k))) for k in {*ent.lines, *ent.accounts})
     person_keys = {*dec.persons, *ladder.episodes, *ladder.confirmed, *ladder._of}
-    person_bytes = sum(len(k) + 1 + len(orjson.dumps(dec.dump(k))) for k in person_keys)
+    person_bytes = sum(len(k) + 1 + len(encode(dec.dump(k))) for k in person_keys)
     result = {
         "persons_in_city": args.persons, "days": args.days,
         "persons_with_state": persons, "lines_with_state": len(core.entities.lines),

@@ -9,10 +9,8 @@ partition moving to another worker, which reads only the changelog and the stage
 
 from __future__ import annotations
 
-import orjson
-
 from streams.core import Core, StageEvent
-from streams.runtime.changelog import StageStore
+from streams.runtime.changelog import StageStore, decode
 from streams.runtime.offsets import HeldOffsets
 
 
@@ -29,7 +27,7 @@ def _event(n: int, key: str, held: HeldOffsets | None) -> StageEvent:
 
 
 def _pending(records) -> dict[bytes, list | None]:
-    return {k: (orjson.loads(v) if v is not None else None)
+    return {k: (decode(v) if v is not None else None)
             for items in records.values() for k, v in items if k[:1] == b"p"}
 
 

@@ -6,8 +6,8 @@ The entity stage's lines and accounts go to ``zt-entity-state``, the person stag
 state is one changelog partition). Records are keyed, so Apache Kafka's compaction keeps the
 latest of each (the topics are created compacted; Tansu accepts that and keeps everything):
 
-* ``s<key>``: the key's state, ``EntityStage.dump`` / ``Decider.dump`` as JSON arrays (None, a
-  tombstone, once nothing is remembered of it);
+* ``s<key>``: the key's state, ``EntityStage.dump`` / ``Decider.dump`` as MessagePack arrays
+  (None, a tombstone, once nothing is remembered of it);
 * ``p<key>``: the key's *pending* events, those held in the stage's event-time buffer that a
   restart would not read again (as envelopes; a tombstone once decided). The buffer is state
   too, as in Flink: the entity stage remembers it applied an event, so after a crash it would
@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
+import ormsgpack
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams import metrics
@@ -77,7 +78,7 @@ class StageStore:
         for key in dirty:
             state = dump(key)
             out.setdefault(part(key), []).append(
-                (b"s" + key.encode(), orjson.dumps(state) if state is not None else None))
+                (b"s" + key.encode(), encode(state) if state is not None else None))
         now: dict[str, list[StageEvent]] = {}
         own, rerouted = self.own, self.rerouted
         # With every in-memory input routed again, a pending event is a restored one (its key
@@ -96,7 +97,7 @@ class StageStore:
             if self.pending.get(key) != keys:
                 self.pending[key] = keys
                 out.setdefault(part(key), []).append(
-                    (b"p" + key.encode(), orjson.dumps([e.envelope() for e in events])))
+                    (b"p" + key.encode(), encode([e.envelope() for e in events])))
         for key in [k for k in self.pending if k not in now]:
             del self.pending[key]
             out.setdefault(part(key), []).append((b"p" + key.encode(), None))
@@ -185,14 +186,26 @@ class StageStore:
         for i, (key, value) in enumerate(latest.items()):
             name = key[1:].decode()
             if key[:1] == b"s":
-                stage.install(name, orjson.loads(value) if value is not None else None)
+                stage.install(name, decode(value) if value is not None else None)
             elif value is not None:
-                pending.extend(StageEvent.from_envelope(env) for env in orjson.loads(value))
+                pending.extend(StageEvent.from_envelope(env) for env in decode(value))
             if i % 500 == 499:
                 await asyncio.sleep(0)  # (the other lanes, the heartbeats and the fetches go on)
         figures = {"records": read, "bytes": size, "keys": len(latest),
                    "seconds": round(time.monotonic() - started, 3)}
         return pending, figures
+
+
+def encode(value: Any) -> bytes:
+    """A state or pending record's value, as MessagePack."""
+    return ormsgpack.packb(value)
+
+
+def decode(value: bytes) -> Any:
+    """A state or pending record's value: MessagePack (a third fewer bytes than JSON, and faster
+    to write at a checkpoint), or JSON as the versions before wrote it (always an array, ``[``;
+    a MessagePack array never starts with that byte)."""
+    return orjson.loads(value) if value[:1] == b"[" else ormsgpack.unpackb(value)
 
 
 async def _at_end(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> bool:
