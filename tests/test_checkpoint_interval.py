@@ -11,8 +11,12 @@ from types import SimpleNamespace
 
 from aiokafka import TopicPartition
 
+from streams.core import StageEvent
 from streams.runtime.checkpoint import Checkpoints
 from streams.runtime.consumers import LagGauge
+from streams.runtime.offsets import RecentlyApplied
+from streams.runtime.ordered import STEP_CHUNK, OrderedLane
+from streams.watermark import Reorderer
 
 
 @dataclass
@@ -20,6 +24,7 @@ class _Lane:
     lag: LagGauge = field(default_factory=LagGauge)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     buffer: list = field(default_factory=list)  # (its length: events held in event time)
+    stepping: int = 0  # released, not stepped yet
 
 
 class _Worker(Checkpoints):
@@ -88,3 +93,39 @@ def test_behind_counts_every_input_of_the_worker():
     _set_lag(w.decide_lane.lag, 0)
     w.entity_lane.buffer.extend(range(10))  # read, and waiting in a stage's buffer
     assert w.behind()
+    w.entity_lane.buffer.clear()
+    w.decide_lane.stepping = 5001  # released at once, stepped in chunks: waiting still
+    assert w.behind()
+
+
+def test_a_backlog_released_at_once_waits_until_each_chunk_of_it_is_stepped():
+    """What ``behind`` reads: a lane releasing a backlog says how much of it is not stepped yet
+    (else a checkpoint would be taken mid-backlog, between two chunks, and every key it changed
+    written again at the next)."""
+    w = _Worker()
+    lane = OrderedLane.__new__(OrderedLane)  # (its release alone: no broker, no consumer)
+    lane.lanes = SimpleNamespace(reference_mark=None, recently_applied=RecentlyApplied(),
+                                 retain_ids_from=lambda t: None)
+    lane.stage, lane.downstream, lane.unconfirmed = "entity", None, []
+    lane.marks, lane.partitions, lane.expected = {0: {"calls/0": 10**9}}, [0], {"calls/0"}
+    lane.buffer = Reorderer(lateness_ms=0, external=True)
+    lane.stepping, lane.lag = 0, LagGauge()
+    n = 4 * STEP_CHUNK + 5
+    for i in range(n):
+        ev = StageEvent.make("calls", "+8613900000001", "line", {
+            "event_id": f"cdr-{i}", "event_time": "2026-03-01T10:00:00+08:00", "duration_s": 0})
+        ev.t_ms = ev.avail_ms = 1_000 + i
+        lane.buffer.push((ev.t_ms, 0, f"cdr-{i}"), ev)
+    w.entity_lane = lane  # type: ignore[assignment]
+    seen: list[tuple[int, int, bool]] = []
+
+    async def step(chunk, marks):
+        seen.append((len(chunk), lane.stepping, w.behind()))
+        return len(chunk)
+
+    lane.step = step
+    assert asyncio.run(lane.release_inputs(0.0)) == n
+    assert [c for c, _, _ in seen] == [STEP_CHUNK] * 4 + [5]
+    assert [s for _, s, _ in seen] == [n - i * STEP_CHUNK for i in range(5)]
+    assert [b for _, _, b in seen] == [True, True, False, False, False]  # (5,000 the bound)
+    assert lane.stepping == 0 and not w.behind()

@@ -34,11 +34,13 @@ class Checkpoints:
 
     def behind(self) -> bool:
         """Whether more than ``behind_records`` wait: unread in the worker's inputs, or read and
-        held in its stages' event-time buffers (a backlog read at once is worked through there)."""
+        held in its stages' event-time buffers, or released and not stepped yet (a backlog read
+        at once is worked through there)."""
         lanes = (self.entity_lane, self.decide_lane)
         lags = (self.ingest_lag, *(lane.lag for lane in lanes))
         waiting = sum(n for gauge in lags for n in gauge.lag.values())
-        return waiting + sum(len(lane.buffer) for lane in lanes) > self.cfg.behind_records
+        held = sum(len(lane.buffer) + lane.stepping for lane in lanes)
+        return waiting + held > self.cfg.behind_records
 
     async def checkpoint(self, revoked: tuple[OrderedLane, set[int]] | None = None) -> None:
         """The one checkpoint of this worker, that every commit goes through (Kafka Streams'

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 # per-message cost of the client, not the bytes, limits a Python process.
 ENVELOPES_PER_MESSAGE = 500
 MESSAGE_BYTES = 256 << 10  # and at most this much (the broker takes requests up to 1 MB)
-STEP_CHUNK = 2000  # events handed to a stage at a time
 
 
 def stage_partition(key: str, partitions: int) -> int:

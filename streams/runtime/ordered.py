@@ -75,6 +75,9 @@ class OrderedLane:
         # (latest arrival, earliest key time) of each batch taken that arrived after the global
         # tables were last seen read to their end: the watermark stays below them (a side input).
         self.unconfirmed: list[tuple[float, int]] = []
+        # Released by the watermark and not stepped yet (a backlog released at once is stepped
+        # in chunks, out of the buffer): these wait too (``Checkpoints.behind``).
+        self.stepping = 0
 
     async def run(self) -> None:
         lanes, cfg = self.lanes, self.lanes.cfg
@@ -201,17 +204,21 @@ class OrderedLane:
         # chunk's messages say so, per partition of ours.
         out_marks = ({f"entity/{p}": buffer.watermark for p in self.partitions}
                      if self.downstream is not None and buffer.watermark > -(2**61) else None)
-        for i in range(0, len(ready), STEP_CHUNK):
-            # In chunks, yielding between them: a watermark that frees a whole backlog must not
-            # stall the other lanes of this event loop.
-            chunk = ready[i:i + STEP_CHUNK]
-            earliest = min(ev.avail_ms for ev in chunk)
-            self.lanes.recently_applied.applied(earliest, time.monotonic())
-            self.lanes.retain_ids_from(earliest)
-            await self.step(chunk, out_marks if i + STEP_CHUNK >= len(ready) else None)
-            release_inputs(chunk)  # after the step: what it handed on in memory is held by now
-            metrics.STAGE_EVENTS.labels(stage).inc(len(chunk))
-            await asyncio.sleep(0)
+        try:
+            for i in range(0, len(ready), STEP_CHUNK):
+                # In chunks, yielding between them: a watermark that frees a whole backlog must
+                # not stall the other lanes of this event loop.
+                self.stepping = len(ready) - i
+                chunk = ready[i:i + STEP_CHUNK]
+                earliest = min(ev.avail_ms for ev in chunk)
+                self.lanes.recently_applied.applied(earliest, time.monotonic())
+                self.lanes.retain_ids_from(earliest)
+                await self.step(chunk, out_marks if i + STEP_CHUNK >= len(ready) else None)
+                release_inputs(chunk)  # after the step: what it handed on in memory is held now
+                metrics.STAGE_EVENTS.labels(stage).inc(len(chunk))
+                await asyncio.sleep(0)
+        finally:
+            self.stepping = 0
         if stage == "decide":
             await self.lanes._fire_timers()
         if self.downstream is not None and out_marks:
