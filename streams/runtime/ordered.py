@@ -204,21 +204,19 @@ class OrderedLane:
         # chunk's messages say so, per partition of ours.
         out_marks = ({f"entity/{p}": buffer.watermark for p in self.partitions}
                      if self.downstream is not None and buffer.watermark > -(2**61) else None)
-        try:
-            for i in range(0, len(ready), STEP_CHUNK):
-                # In chunks, yielding between them: a watermark that frees a whole backlog must
-                # not stall the other lanes of this event loop.
-                self.stepping = len(ready) - i
-                chunk = ready[i:i + STEP_CHUNK]
-                earliest = min(ev.avail_ms for ev in chunk)
-                self.lanes.recently_applied.applied(earliest, time.monotonic())
-                self.lanes.retain_ids_from(earliest)
-                await self.step(chunk, out_marks if i + STEP_CHUNK >= len(ready) else None)
-                release_inputs(chunk)  # after the step: what it handed on in memory is held now
-                metrics.STAGE_EVENTS.labels(stage).inc(len(chunk))
-                await asyncio.sleep(0)
-        finally:
-            self.stepping = 0
+        for i in range(0, len(ready), STEP_CHUNK):
+            # In chunks, yielding between them: a watermark that frees a whole backlog must not
+            # stall the other lanes of this event loop.
+            self.stepping = len(ready) - i
+            chunk = ready[i:i + STEP_CHUNK]
+            earliest = min(ev.avail_ms for ev in chunk)
+            self.lanes.recently_applied.applied(earliest, time.monotonic())
+            self.lanes.retain_ids_from(earliest)
+            await self.step(chunk, out_marks if i + STEP_CHUNK >= len(ready) else None)
+            release_inputs(chunk)  # after the step: what it handed on in memory is held by now
+            metrics.STAGE_EVENTS.labels(stage).inc(len(chunk))
+            await asyncio.sleep(0)
+        self.stepping = 0  # (a step that raises ends the lane and the worker: exit 70)
         if stage == "decide":
             await self.lanes._fire_timers()
         if self.downstream is not None and out_marks:
