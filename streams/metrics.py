@@ -59,6 +59,20 @@ STATE_RESTORE_SECONDS = Histogram(
 STATE_WRITTEN_BYTES = Counter(
     "zt_state_changelog_bytes_total",
     "Bytes of state records a worker wrote to a stage's changelog at its checkpoints.", ["stage"])
+CHECKPOINT_SECONDS = Histogram(
+    "zt_checkpoint_seconds",
+    "Wall seconds of a worker's checkpoint (state and pending events captured, sent and "
+    "acknowledged, offsets committed).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+CHECKPOINT_DURABLE = Gauge(
+    "zt_checkpoint_durable_timestamp_seconds",
+    "Wall time at which the latest completed checkpoint captured the stages: everything applied "
+    "before it is on the broker and committed (Unix seconds).")
+CHECKPOINT_STAGE_EVENTS = Gauge(
+    "zt_checkpoint_stage_events",
+    "Events a stage of this worker had processed when the latest completed checkpoint captured "
+    "it (zt_stage_events_total minus it: what a crash now would process again), by stage.",
+    ["stage"])
 CONSUMER_LAG = Gauge(
     "zt_consumer_lag_records",
     "Records not yet consumed by this worker (high-water mark minus position), by topic.",

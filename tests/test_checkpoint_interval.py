@@ -1,7 +1,7 @@
 """When a worker checkpoints (``Checkpoints._checkpoint_lane``): every ``commit_every_s`` live,
 at most every ``commit_behind_s`` while its inputs are more than ``behind_records`` behind (a
-backlog: each key written once or twice, not at every step of it), and again as soon as they
-catch up."""
+backlog: each key written once or twice, not at every step of it), and again as soon as it is
+worked through."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from aiokafka import TopicPartition
 
 from streams.core import StageEvent
+from streams.runtime import checkpoint as checkpoint_module
 from streams.runtime.checkpoint import Checkpoints
 from streams.runtime.consumers import LagGauge
 from streams.runtime.offsets import RecentlyApplied
@@ -82,6 +83,52 @@ def test_a_backlog_is_checkpointed_rarely_and_at_once_when_caught_up():
     asyncio.run(_run(w, script))
 
 
+def test_the_last_records_of_a_backlog_are_checkpointed_once_they_are_worked_through(monkeypatch):
+    """Below ``behind_records`` a backlog still has its last records to step: a checkpoint then
+    would write most keys, and the next one them again. One comes as soon as nothing waits
+    unread or released; a tail that never empties (a steady feed) gets one after
+    ``BACKLOG_TAIL_S``, then the live interval again."""
+    monkeypatch.setattr(checkpoint_module, "BACKLOG_TAIL_S", 0.3)
+    w = _Worker()
+    w.cfg.commit_behind_s = 10.0  # (none while behind, in this test)
+
+    async def script(w):
+        _set_lag(w.ingest_lag, 40_000)
+        await asyncio.sleep(0.1)
+        assert w.taken == []
+        _set_lag(w.ingest_lag, 0)
+        w.entity_lane.stepping = 3000  # the backlog's last chunks: not behind, not through
+        await asyncio.sleep(0.15)
+        assert w.taken == []  # not at each tick of its tail
+        w.entity_lane.stepping = 0
+        through = asyncio.get_running_loop().time()
+        await asyncio.sleep(0.1)
+        assert w.taken and through < w.taken[0] < through + 0.05  # at once (at the next look)
+        assert len(w.taken) >= 3  # live again: every commit interval
+        _set_lag(w.ingest_lag, 40_000)
+        await asyncio.sleep(0.05)
+        n = len(w.taken)
+        _set_lag(w.ingest_lag, 300)  # a steady feed after it: the lag never 0
+        await asyncio.sleep(0.2)
+        assert len(w.taken) == n
+        await asyncio.sleep(0.25)  # past BACKLOG_TAIL_S since the last one
+        assert len(w.taken) >= n + 2  # one for the tail, then live again
+
+    asyncio.run(_run(w, script))
+
+
+def test_worked_through_reads_lags_and_released_events_not_those_held_for_the_watermark():
+    w = _Worker()
+    assert w.worked_through()
+    w.entity_lane.buffer.extend(range(10))  # held until the watermark passes them
+    assert w.worked_through()
+    w.decide_lane.stepping = 1
+    assert not w.worked_through()
+    w.decide_lane.stepping = 0
+    _set_lag(w.entity_lane.lag, 1)
+    assert not w.worked_through()
+
+
 def test_behind_counts_every_input_of_the_worker():
     w = _Worker()
     assert not w.behind()
@@ -109,7 +156,7 @@ def test_a_backlog_released_at_once_waits_until_each_chunk_of_it_is_stepped():
     lane.stage, lane.downstream, lane.unconfirmed = "entity", None, []
     lane.marks, lane.partitions, lane.expected = {0: {"calls/0": 10**9}}, [0], {"calls/0"}
     lane.buffer = Reorderer(lateness_ms=0, external=True)
-    lane.stepping, lane.lag = 0, LagGauge()
+    lane.stepping, lane.stepped, lane.lag = 0, 0, LagGauge()
     n = 4 * STEP_CHUNK + 5
     for i in range(n):
         ev = StageEvent.make("calls", "+8613900000001", "line", {
@@ -129,3 +176,4 @@ def test_a_backlog_released_at_once_waits_until_each_chunk_of_it_is_stepped():
     assert [s for _, s, _ in seen] == [n - i * STEP_CHUNK for i in range(5)]
     assert [b for _, _, b in seen] == [True, True, False, False, False]  # (5,000 the bound)
     assert lane.stepping == 0 and not w.behind()
+    assert lane.stepped == n  # (what a checkpoint says it holds: zt_checkpoint_stage_events)

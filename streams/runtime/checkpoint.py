@@ -8,9 +8,15 @@ from typing import TYPE_CHECKING
 
 from aiokafka import TopicPartition
 
-from streams import transient
+from streams import metrics, transient
 from streams.core import StageEvent
 from streams.runtime.offsets import release_inputs
+
+# The checkpoint lane looks this often whether one is due (a backlog's end is caught within it).
+CHECK_S = 0.05
+# After a backlog, its last records (fewer than ``behind_records``) are worked through before
+# the checkpoint, unless they take longer than this (a steady feed that never lets the lag be 0).
+BACKLOG_TAIL_S = 2.0
 
 if TYPE_CHECKING:
     from streams.runtime.ordered import OrderedLane
@@ -21,14 +27,24 @@ class Checkpoints:
 
     async def _checkpoint_lane(self) -> None:
         """A checkpoint every ``commit_every_s`` while the stages run, or every
-        ``commit_behind_s`` while the inputs are behind (each lane takes a last one as it
-        stops, before its consumer closes)."""
+        ``commit_behind_s`` while the inputs are behind; after a backlog, one as soon as it is
+        worked through (not at the next tick, and not at each tick of its last records, which
+        would write most keys twice). Each lane takes a last one as it stops, before its
+        consumer closes."""
         lanes = (self.entity_lane, self.decide_lane)
         last = time.monotonic()
+        backlog = False
         while not all(lane.stopping.is_set() for lane in lanes):
-            await asyncio.sleep(self.cfg.commit_every_s)
-            if self.behind() and time.monotonic() - last < self.cfg.commit_behind_s:
+            await asyncio.sleep(min(CHECK_S, self.cfg.commit_every_s))
+            if self.behind():
+                backlog, due = True, self.cfg.commit_behind_s
+            elif backlog:
+                due = 0.0 if self.worked_through() else BACKLOG_TAIL_S
+            else:
+                due = self.cfg.commit_every_s
+            if time.monotonic() - last < due:
                 continue
+            backlog = backlog and self.behind()
             await self.checkpoint()
             last = time.monotonic()
 
@@ -41,6 +57,14 @@ class Checkpoints:
         waiting = sum(n for gauge in lags for n in gauge.lag.values())
         held = sum(len(lane.buffer) + lane.stepping for lane in lanes)
         return waiting + held > self.cfg.behind_records
+
+    def worked_through(self) -> bool:
+        """Whether nothing waits unread in the worker's inputs and nothing released is still
+        being stepped (events held for the watermark may remain)."""
+        lanes = (self.entity_lane, self.decide_lane)
+        lags = (self.ingest_lag, *(lane.lag for lane in lanes))
+        return not any(lane.stepping for lane in lanes) and \
+            not any(n for gauge in lags for n in gauge.lag.values())
 
     async def checkpoint(self, revoked: tuple[OrderedLane, set[int]] | None = None) -> None:
         """The one checkpoint of this worker, that every commit goes through (Kafka Streams'
@@ -59,8 +83,11 @@ class Checkpoints:
         re-reads and had already applied is a duplicate by the restored event ids, what it had
         not is applied afresh."""
         async with self._checkpointing:
+            started = time.perf_counter()
             async with self.busy:
+                captured = time.time()
                 lanes = (self.entity_lane, self.decide_lane)
+                stepped = [(lane.stage, lane.stepped) for lane in lanes]
                 records = [(lane.store, lane.store.capture(
                     lane.buffer.items,
                     frozenset(revoked[1]) if revoked and lane is revoked[0] else frozenset()))
@@ -104,6 +131,10 @@ class Checkpoints:
                 times.append(recent)
             retain = (min(times) if times else 2**62) - self.cfg.core.seen_ttl_ms
             self.entities.retain_from_ms = self.decider.retain_from_ms = retain
+            metrics.CHECKPOINT_SECONDS.observe(time.perf_counter() - started)
+            metrics.CHECKPOINT_DURABLE.set(captured)
+            for stage, n in stepped:
+                metrics.CHECKPOINT_STAGE_EVENTS.labels(stage).set(n)
 
     def retain_ids_from(self, t_ms: int) -> None:
         """An event of time ``t_ms`` was read or applied: keep event ids from then on (and a TTL

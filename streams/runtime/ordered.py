@@ -69,6 +69,8 @@ class OrderedLane:
         self.expected: set[str] = set()
         self.partitions: list[int] = []  # assigned to this worker
         self.stopping = asyncio.Event()
+        self.placed = asyncio.Event()  # its first partitions are assigned and restored
+        self.stepped = 0  # events stepped (``zt_stage_events_total``)
         self.consumer: AIOKafkaConsumer | None = None
         self.lag = LagGauge()
         self.commits = transient.BrokerRetry(f"{stage} commit", lanes.cfg.broker_deadline_s)
@@ -215,6 +217,7 @@ class OrderedLane:
             await self.step(chunk, out_marks if i + STEP_CHUNK >= len(ready) else None)
             release_inputs(chunk)  # after the step: what it handed on in memory is held by now
             metrics.STAGE_EVENTS.labels(stage).inc(len(chunk))
+            self.stepped += len(chunk)
             await asyncio.sleep(0)
         self.stepping = 0  # (a step that raises ends the lane and the worker: exit 70)
         if stage == "decide":
@@ -296,6 +299,7 @@ class _Rebalance(ConsumerRebalanceListener):
             lane.link.assigned(lane.partitions)
             if lane.downstream is not None:
                 lane.downstream.link.reset()
+        lane.placed.set()
         metrics.STATE_RESTORE_SECONDS.labels(lane.stage).observe(figures["seconds"])
         log.info("%s: restored partitions %s from %s: %d records, %d bytes, %d keys, %d pending "
                  "events, %.2f s", lane.stage, partitions, lane.store.topic, figures["records"],
