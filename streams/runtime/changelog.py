@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 BATCH_BYTES = 96 << 10  # per producer batch: a request holds one batch per partition (8 < 1 MB)
 
+RESTORE_POLL_MS = 20  # about the fetch wait (``LaneConfig.fetch_wait_ms``)
+
 Records = dict[int, list[tuple[bytes, bytes | None]]]  # partition -> (record key, value or None)
 
 
@@ -171,7 +173,8 @@ class StageStore:
                 consumer.assign(tps)
                 await consumer.seek_to_beginning(*tps)
                 while True:
-                    batches = await consumer.getmany(timeout_ms=200, max_records=20_000)
+                    # (short waits: an empty changelog is at its end after one fetch)
+                    batches = await consumer.getmany(timeout_ms=RESTORE_POLL_MS, max_records=20_000)
                     for msgs in batches.values():
                         for m in msgs:
                             latest[m.key] = m.value

@@ -4,6 +4,7 @@ this worker holds the partition), with the watermark marks of its input partitio
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -18,6 +19,8 @@ from streams.runtime.consumers import LagGauge, consumer_kwargs, read_again
 from streams.topics import ENTITY_EVENTS, HIGH_VOLUME
 
 log = logging.getLogger("streams.lanes")
+
+STAGES_PLACED_S = 15.0  # how long ingest's first read waits for the stages' partitions
 
 
 class IngestLane:
@@ -47,6 +50,20 @@ class IngestLane:
         consumer = AIOKafkaConsumer(group_id=f"{self.cfg.group}-ingest", **consumer_kwargs(self.cfg))
         consumer.subscribe(list(HIGH_VOLUME), listener=Sources())
         await consumer.start()
+        # At a start, the first records wait until this worker's stages hold their partitions:
+        # what is routed before that goes through the broker and back (a restart's backlog
+        # serialised twice and validated again), not in memory. The group joins meanwhile.
+        placed = asyncio.ensure_future(asyncio.gather(
+            self.entity_lane.placed.wait(), self.decide_lane.placed.wait()))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait([placed, stopping], timeout=STAGES_PLACED_S,
+                           return_when=asyncio.FIRST_COMPLETED)
+        if not placed.done():
+            placed.cancel()
+            if not stopping.done():
+                log.warning("stages not placed in %.0f s: ingest reads on, through the broker",
+                            STAGES_PLACED_S)
+        stopping.cancel()
         self.ingest_consumer = consumer
         assert self.producer is not None
         lag = self.ingest_lag = LagGauge()
@@ -116,7 +133,7 @@ class IngestLane:
             topic = tp.topic
             metrics.RECORDS_CONSUMED.labels(topic).inc(len(msgs))
             metrics.LAST_RECEIVED.labels(topic).set(arrived)
-            newest = -(2**62)
+            newest, earliest = -(2**62), 2**62
             for m in msgs:
                 checked = contract.check(topic, m.value)
                 if not checked.ok:
@@ -130,13 +147,16 @@ class IngestLane:
                 origin = (held, tp, m.offset)
                 for ev in entity_events:
                     ev.origin = origin
-                if entity_events:
-                    uncommitted.read(tp, m.offset, entity_events[0].avail_ms)
-                    self.retain_ids_from(entity_events[0].avail_ms)
+                if entity_events and entity_events[0].avail_ms < earliest:
+                    earliest = entity_events[0].avail_ms
                 # (times compared parsed: texts with different offsets do not sort)
                 newest = max(newest, entity_events[0].t_ms if entity_events
                              else to_ms(value["event_time"]))
                 routed.extend(entity_events)
+            if earliest < 2**62:
+                # Once a batch (by its last offset: kept no shorter than a record at a time).
+                uncommitted.read(tp, msgs[-1].offset, earliest)
+                self.retain_ids_from(earliest)
             if newest > -(2**62):
                 newest_ms[tp] = max(newest_ms.get(tp, -(2**62)), newest)
                 metrics.LAST_EVENT_TIME.labels(topic).set(newest_ms[tp] / 1000)
