@@ -65,6 +65,23 @@ class TreeWorker(WorkerProcess):
         super().__init__(bootstrap, log, group=group, args=("--models", "none"), prelude=prelude)
 
 
+def scrape(w: TreeWorker) -> dict[str, Any]:
+    """One scrape of the worker: input records consumed, person events decided, changelog
+    bytes written, and the person events its latest completed checkpoint holds (None: a tree
+    without the metric)."""
+    got: dict[str, Any] = {"consumed": 0.0, "decided": 0.0, "written": 0.0, "durable": None}
+    for name, labels, value in w.samples():
+        if name == "zt_records_consumed_total" and labels.get("topic") in ("calls", "transactions"):
+            got["consumed"] += value
+        elif name == "zt_stage_events_total" and labels.get("stage") == "decide":
+            got["decided"] += value
+        elif name == "zt_state_changelog_bytes_total":
+            got["written"] += value
+        elif name == "zt_checkpoint_stage_events" and labels.get("stage") == "decide":
+            got["durable"] = value
+    return got
+
+
 def drain(tree: Path, records: list[tuple[str, Any]], work: Path) -> dict[str, Any]:
     """A worker drains ``records`` (reference first, loaded, then the rest as a backlog)."""
     reference = [(t, v) for t, v in records if t in ("registry", "watchlist")]
@@ -87,39 +104,42 @@ def drain(tree: Path, records: list[tuple[str, Any]], work: Path) -> dict[str, A
         while True:
             # From the process's start on (its lanes may read before it logs ready).
             try:
-                consumed = (w.metric("zt_records_consumed_total", topic="calls")
-                            + w.metric("zt_records_consumed_total", topic="transactions"))
+                m = scrape(w)
             except OSError:  # (its metrics endpoint is not up yet)
                 if w.proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"worker not serving metrics:\n{w.tail()}") from None
                 time.sleep(0.05)
                 continue
             now = time.perf_counter()
-            if consumed == 0:
+            if m["consumed"] == 0:
                 # The last answer with nothing consumed yet: the drain starts after it (a busy
                 # worker may answer its next scrape only once it is done).
                 start = now
-            samples.append((now, w.metric("zt_stage_events_total", stage="decide"),
-                            w.metric("zt_state_changelog_bytes_total")))
-            if len(samples) == 1 or samples[-1][1:] != samples[-2][1:]:
+            samples.append((now, m["decided"], m["written"], m["durable"]))
+            if len(samples) == 1 or samples[-1][1:3] != samples[-2][1:3]:
                 changed = now
             # (A checkpoint takes seconds; a backlog released at once reaches the person stage
             # seconds after the last record is read.)
-            if consumed >= volume and samples[-1][1] > 0 and now - changed > 5:
+            if m["consumed"] >= volume and m["decided"] > 0 and now - changed > 5:
                 break
             time.sleep(0.1)
-        _, final, written = samples[-1]
-        # The drain ends once 99% of its person events are decided and 99% of the state they
-        # left is written (a backlog released at once is checkpointed after it: that is its cost
-        # too; the last 1% waits for the quiet inputs' release).
-        decided = next(t for t, c, _ in samples if c >= 0.99 * final)
-        end = max(decided, next(t for t, _, b in samples if b >= 0.99 * written))
+        _, final, written, _ = samples[-1]
+        # The drain ends once 99% of its person events are decided and a checkpoint that
+        # captured them has completed (a backlog released at once is checkpointed after it:
+        # that is its cost too; the last 1% waits for the quiet inputs' release, and its own
+        # checkpoint with it). A tree without the checkpoint metric (before durable state) has
+        # nothing to write: its drain ends when it is decided.
+        decided = next(t for t, c, *_ in samples if c >= 0.99 * final)
+        end = decided if samples[-1][3] is None else max(decided, next(
+            t for t, _, _, d in samples if d is not None and d >= 0.99 * final))
         assert start is not None
         out = {"records": volume, "seconds": round(end - start, 2),
                "records_per_s": round(volume / (end - start)), "changelog_bytes": written,
                # (the same drain to 99% decided alone: without the checkpoint after it)
                "decided_seconds": round(decided - start, 2)}
         w.stop()
+        if not (tree / "streams" / "runtime" / "changelog.py").exists():
+            return out  # (a tree without durable state has nothing to restore)
         # Recovery: the same worker again, its state read back from the changelogs.
         w = TreeWorker(tree, broker.bootstrap, work / "worker-3.log", "zt-speed")
         w.wait_ready(timeout=120)
