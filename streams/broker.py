@@ -117,11 +117,11 @@ def delete_topics(bootstrap: str, names: list[str]) -> None:
 PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
-def _dies_with(parent: int) -> None:
-    """In the broker's child process, before exec: be killed when ``parent`` exits, even by
-    SIGKILL (Linux's parent-death signal, kept across exec). A ``finally`` or an atexit hook
-    cannot do it: kill -9 runs neither. Linux only; elsewhere the broker outlives a killed
-    parent, as before."""
+def dies_with(parent: int) -> None:
+    """In a child process (the broker, a worker started from Python), before exec: be killed
+    when ``parent`` exits, even by SIGKILL (Linux's parent-death signal, kept across exec). A
+    ``finally`` or an atexit hook cannot do it: kill -9 runs neither. Linux only; elsewhere the
+    child outlives a killed parent, as before."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -164,7 +164,7 @@ class EmbeddedBroker:
             start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop it in order
             # Killed when the thread that started it ends: start it from the main thread (the
             # commands and the tests do), or it dies with a helper thread.
-            preexec_fn=functools.partial(_dies_with, os.getpid()),
+            preexec_fn=functools.partial(dies_with, os.getpid()),
         )
         try:
             wait_ready(self.bootstrap, timeout_s)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import subprocess
 import sys
 import time
@@ -13,7 +15,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.broker import free_port
+from streams.broker import dies_with, free_port
 
 
 class WorkerProcess:
@@ -32,6 +34,9 @@ class WorkerProcess:
              "--metrics-port", str(self.metrics_port), "--loglevel", "info", "--group", group,
              *args],
             stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            # (killed with whoever started it, even by kill -9: an interrupted benchmark or test
+            # run left workers running for an hour, loading every measurement after it)
+            preexec_fn=functools.partial(dies_with, os.getpid()),
         )
 
     @property

@@ -71,3 +71,31 @@ def test_a_second_signal_while_stopping_exits_at_once(own_broker: EmbeddedBroker
     code, _ = _stopped_in(w, signal.SIGINT, 10)  # at once: well before any deadline
     assert code == 1
     assert "SIGINT again while stopping: exiting without a clean stop" in w.tail()
+
+
+def test_a_worker_started_from_python_dies_with_its_starter(own_broker: EmbeddedBroker,
+                                                              tmp_path: Path):
+    """``WorkerProcess`` (demo, bench, tests): a starter killed with -9 runs no cleanup, and
+    the worker would run on idle against its broker; the parent-death signal stops it."""
+    import sys
+
+    import psutil
+
+    starter = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from streams.processes import WorkerProcess\n"
+        f"w = WorkerProcess({own_broker.bootstrap!r}, Path({str(tmp_path / 'w.log')!r}))\n"
+        "print(w.proc.pid, flush=True); time.sleep(600)")],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    worker = None
+    try:
+        worker = psutil.Process(int(starter.stdout.readline()))
+        assert worker.is_running()
+        starter.kill()
+        starter.wait(10)
+        gone, alive = psutil.wait_procs([worker], timeout=10)
+        assert gone and not alive, "the worker outlived a kill -9 of the process that started it"
+    finally:
+        if starter.poll() is None:
+            starter.kill()
+        if worker is not None and worker.is_running():  # (only if the test failed)
+            worker.kill()
