@@ -52,19 +52,18 @@ class Checkpoints:
         """Whether more than ``behind_records`` wait: unread in the worker's inputs, or read and
         held in its stages' event-time buffers, or released and not stepped yet (a backlog read
         at once is worked through there)."""
-        lanes = (self.entity_lane, self.decide_lane)
-        lags = (self.ingest_lag, *(lane.lag for lane in lanes))
-        waiting = sum(n for gauge in lags for n in gauge.lag.values())
-        held = sum(len(lane.buffer) + lane.stepping for lane in lanes)
-        return waiting + held > self.cfg.behind_records
+        held = sum(len(lane.buffer) + lane.stepping for lane in (self.entity_lane, self.decide_lane))
+        return self._unread() + held > self.cfg.behind_records
 
     def worked_through(self) -> bool:
         """Whether nothing waits unread in the worker's inputs and nothing released is still
         being stepped (events held for the watermark may remain)."""
-        lanes = (self.entity_lane, self.decide_lane)
-        lags = (self.ingest_lag, *(lane.lag for lane in lanes))
-        return not any(lane.stepping for lane in lanes) and \
-            not any(n for gauge in lags for n in gauge.lag.values())
+        return not (self.entity_lane.stepping or self.decide_lane.stepping or self._unread())
+
+    def _unread(self) -> int:
+        """Records not read yet from the worker's inputs (the lag of each of its consumers)."""
+        lags = (self.ingest_lag, self.entity_lane.lag, self.decide_lane.lag)
+        return sum(n for gauge in lags for n in gauge.lag.values())
 
     async def checkpoint(self, revoked: tuple[OrderedLane, set[int]] | None = None) -> None:
         """The one checkpoint of this worker, that every commit goes through (Kafka Streams'
