@@ -97,7 +97,7 @@ def drain(tree: Path, records: list[tuple[str, Any]], work: Path) -> dict[str, A
         w.stop()  # the backlog first, then the worker: it drains at full speed
         feed.produce(broker.bootstrap, traffic)
         w = TreeWorker(tree, broker.bootstrap, work / "worker-2.log", "zt-speed")
-        samples: list[tuple[float, float, float]] = []
+        samples: list[tuple[float, float, float, float | None]] = []  # (t, decided, bytes, held)
         start = None
         changed = time.perf_counter()
         deadline = time.monotonic() + 120

@@ -35,7 +35,7 @@ class WorkerProcess:
              *args],
             stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             # (killed with whoever started it, even by kill -9: an interrupted benchmark or test
-            # run left workers running for an hour, loading every measurement after it)
+            # run left workers running for an hour; start it from the main thread, as the broker)
             preexec_fn=functools.partial(dies_with, os.getpid()),
         )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,8 +78,6 @@ def test_a_worker_started_from_python_dies_with_its_starter(own_broker: Embedded
                                                               tmp_path: Path):
     """``WorkerProcess`` (demo, bench, tests): a starter killed with -9 runs no cleanup, and
     the worker would run on idle against its broker; the parent-death signal stops it."""
-    import sys
-
     import psutil
 
     starter = subprocess.Popen([sys.executable, "-c", (
